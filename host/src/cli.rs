@@ -1,0 +1,198 @@
+//! The `toka-host` command line: flags, grouped by concern into flattened
+//! structs of `Option`s, each mapped onto the library's types by one function.
+
+pub mod run;
+
+pub use run::RunArgs;
+
+use crate::engine::{DEFAULT_MAX_WASM_STACK, EngineOptions};
+use crate::manifest::{Capability, DirMapping, HostPattern, LimitSettings};
+use crate::policy::{DEFAULT_LIMITS, DirGrant, EnvGrant, Grants};
+use crate::units::{ByteSize, HumanDuration};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// `toka-host`: runs agent tools as sandboxed WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(
+    name = "toka-host",
+    version,
+    about = "Runs agent tools as WebAssembly components in capability-scoped, resource-limited sandboxes",
+    long_about = None,
+    after_help = crate::exit::TABLE,
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one tool, command or WASI program once, in a sandbox.
+    ///
+    /// PLUGIN is a tool name from the manifests directory, a path to a
+    /// manifest (.yaml), or a path to a .wasm (or .wat) file: a
+    /// toka:plugin/tool component, a wasi:cli/command component or a WASI
+    /// preview1 module. Nothing is granted unless a manifest asks for it and
+    /// a flag grants it: no files, no environment, no network.
+    #[command(after_help = run_after_help())]
+    Run(RunArgs),
+}
+
+fn run_after_help() -> String {
+    format!(
+        "Examples:\n  \
+           toka-host run hello --param name=Ada\n  \
+           toka-host run file-reader --grant filesystem-read --param path=notes.txt\n  \
+           toka-host run prog.wasm --dir ./work::/work --env LANG -- arg1 arg2\n\n\
+         Default limits (when neither manifest nor flags set them): {}, wasm stack {}.\n\n{}",
+        DEFAULT_LIMITS.describe(),
+        ByteSize(DEFAULT_MAX_WASM_STACK as u64),
+        crate::exit::TABLE
+    )
+}
+
+/// What the operator grants the call.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Grants (nothing is granted by default)")]
+pub struct GrantArgs {
+    /// Grant a capability the manifest asks for: filesystem-read,
+    /// filesystem-write, network-access, process-execution, tool-call, llm.
+    #[arg(long = "grant", value_name = "CAPABILITY")]
+    pub grant: Vec<Capability>,
+
+    /// Give the guest a host directory, read-write, at GUEST (default: the
+    /// same path).
+    #[arg(long = "dir", value_name = "HOST[::GUEST]")]
+    pub dir: Vec<DirMapping>,
+
+    /// Give the guest a host directory, read-only: no create, write,
+    /// truncate, rename or link.
+    #[arg(long = "ro-dir", value_name = "HOST[::GUEST]")]
+    pub ro_dir: Vec<DirMapping>,
+
+    /// Pass an environment variable: NAME takes the host's value, NAME=VALUE
+    /// sets one.
+    #[arg(long = "env", value_name = "NAME[=VALUE]", value_parser = parse_env)]
+    pub env: Vec<EnvGrant>,
+
+    /// Allow connections to HOST:PORT (an IP, [IPv6], DNS name or *; a port
+    /// or *). DNS names also allow name lookups.
+    #[arg(long = "allow-net", value_name = "HOST:PORT")]
+    pub allow_net: Vec<HostPattern>,
+}
+
+/// Limits that override the manifest's.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Limits (override the manifest)")]
+pub struct LimitArgs {
+    /// Fuel: about one unit per wasm instruction.
+    #[arg(long, value_name = "N")]
+    pub fuel: Option<u64>,
+
+    /// Linear memory, all memories together (e.g. 64MiB).
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<ByteSize>,
+
+    /// Wall-clock time of the call (e.g. 500ms, 5s, 2m).
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<HumanDuration>,
+
+    /// Bytes the call may write: stdout, stderr, logs and result together.
+    #[arg(long = "max-output", value_name = "SIZE")]
+    pub max_output: Option<ByteSize>,
+
+    /// Wasm stack per call (e.g. 512KiB).
+    #[arg(long = "max-wasm-stack", value_name = "SIZE")]
+    pub max_wasm_stack: Option<ByteSize>,
+}
+
+/// Engine and cache settings.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Compilation")]
+pub struct EngineArgs {
+    /// Where compiled plugins are cached [default: $XDG_CACHE_HOME/toka or
+    /// ~/.cache/toka].
+    #[arg(long = "cache-dir", value_name = "DIR", env = "TOKA_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Compile every time; read and write no cache.
+    #[arg(long = "no-cache", conflicts_with = "cache_dir")]
+    pub no_cache: bool,
+}
+
+fn parse_env(s: &str) -> Result<EnvGrant, String> {
+    let valid = |k: &str| {
+        !k.is_empty()
+            && !k.starts_with(|c: char| c.is_ascii_digit())
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let (name, grant) = match s.split_once('=') {
+        Some((k, v)) => (k, EnvGrant::Set(k.to_string(), v.to_string())),
+        None => (s, EnvGrant::Inherit(s.to_string())),
+    };
+    if valid(name) {
+        Ok(grant)
+    } else {
+        Err(format!(
+            "`{name}` is not an environment variable name (letters, digits and '_')"
+        ))
+    }
+}
+
+impl GrantArgs {
+    /// The grants these flags make, with `limits`.
+    pub fn grants(&self, limits: &LimitArgs) -> Grants {
+        let dirs = self
+            .dir
+            .iter()
+            .map(|m| DirGrant {
+                mapping: m.clone(),
+                writable: true,
+            })
+            .chain(self.ro_dir.iter().map(|m| DirGrant {
+                mapping: m.clone(),
+                writable: false,
+            }))
+            .collect();
+        Grants {
+            capabilities: self.grant.iter().copied().collect(),
+            dirs,
+            env: self.env.clone(),
+            net: self.allow_net.clone(),
+            limits: limits.settings(),
+        }
+    }
+}
+
+impl LimitArgs {
+    /// The limits these flags set.
+    pub fn settings(&self) -> LimitSettings {
+        LimitSettings {
+            fuel: self.fuel,
+            memory: self.memory,
+            timeout: self.timeout,
+            output: self.max_output,
+            cpu: None,
+        }
+    }
+}
+
+impl EngineArgs {
+    /// Engine options from these flags and `limits`' stack size.
+    pub fn options(&self, limits: &LimitArgs) -> EngineOptions {
+        let defaults = EngineOptions::default();
+        EngineOptions {
+            max_wasm_stack: limits.max_wasm_stack.map_or(DEFAULT_MAX_WASM_STACK, |s| {
+                usize::try_from(s.0).unwrap_or(usize::MAX)
+            }),
+            cache_dir: if self.no_cache {
+                None
+            } else {
+                self.cache_dir.clone().or(defaults.cache_dir)
+            },
+        }
+    }
+}

@@ -1,0 +1,397 @@
+//! Invocation: runs one call of a compiled plugin inside a fresh sandbox
+//! and turns whatever happens (a result, an exit code, a trap, a limit) into
+//! an [`Outcome`].
+
+use crate::engine::{Compiled, Loaded, TokaEngine};
+use crate::manifest::ExecutableKind;
+use crate::outcome::{CallError, LimitExceeded, Outcome, Output, ToolErrorKind, Usage};
+use crate::policy::Policy;
+use crate::sandbox::{self, Limiter, OutputBudget, SandboxIo, State, ToolBindingsPre};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::component::{Component, ResourceTable};
+use wasmtime::{Store, Trap};
+use wasmtime_wasi::I32Exit;
+
+/// The outer timer fires this long after the policy's timeout: the epoch
+/// deadline normally ends a call first; this catches a guest blocked inside
+/// a host call, where epochs are not checked.
+const OUTER_GRACE: Duration = Duration::from_millis(100);
+
+/// What kind of program a plugin is, decided from its exports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PluginKind {
+    /// A `toka:plugin/tool` component: JSON in, JSON out.
+    Tool,
+    /// A `wasi:cli/command` component.
+    Command,
+    /// A WASI preview1 core module with `_start`.
+    Preview1,
+}
+
+impl PluginKind {
+    /// How the kind is described to users.
+    pub fn describe(self) -> &'static str {
+        match self {
+            PluginKind::Tool => "a toka:plugin tool component",
+            PluginKind::Command => "a wasi:cli/command component",
+            PluginKind::Preview1 => "a WASI preview1 command module",
+        }
+    }
+}
+
+/// A compiled plugin and what it is.
+#[derive(Clone)]
+pub struct Plugin {
+    /// Its name (tool name or file name).
+    pub name: String,
+    /// Compiled code and cache information.
+    pub loaded: Loaded,
+    /// Tool, command or preview1 module.
+    pub kind: PluginKind,
+}
+
+impl Plugin {
+    /// Classifies `loaded`. When a manifest declared a kind, the plugin must
+    /// be of that kind.
+    ///
+    /// # Errors
+    ///
+    /// [`CallError::Link`] when the plugin is of no world the host runs, or
+    /// not of the declared kind.
+    pub fn new(
+        engine: &TokaEngine,
+        name: &str,
+        loaded: Loaded,
+        declared: Option<ExecutableKind>,
+    ) -> Result<Plugin, CallError> {
+        let link = |message: String| CallError::Link {
+            tool: name.to_string(),
+            message,
+        };
+        let kind = match &loaded.compiled {
+            Compiled::Component(c) => classify_component(engine, c).map_err(link)?,
+            Compiled::Module(m) => {
+                if m.get_export("_start").is_none() {
+                    return Err(link(
+                        "this preview1 module exports no `_start` function; only command modules (programs with a main) can run".into(),
+                    ));
+                }
+                PluginKind::Preview1
+            }
+        };
+        match (declared, kind) {
+            (None, _)
+            | (Some(ExecutableKind::Component), PluginKind::Tool)
+            | (Some(ExecutableKind::Command), PluginKind::Command | PluginKind::Preview1) => {}
+            (Some(d), k) => {
+                let fix = if k == PluginKind::Tool {
+                    "component"
+                } else {
+                    "command"
+                };
+                return Err(link(format!(
+                    "the manifest says `type: {d}` but the file is {}; set spec.executable.type to `{fix}`",
+                    k.describe()
+                )));
+            }
+        }
+        Ok(Plugin {
+            name: name.to_string(),
+            loaded,
+            kind,
+        })
+    }
+}
+
+fn classify_component(engine: &TokaEngine, c: &Component) -> Result<PluginKind, String> {
+    let ty = c.component_type();
+    let exports: Vec<String> = ty
+        .exports(engine.engine())
+        .map(|(n, _)| n.to_string())
+        .collect();
+    if exports
+        .iter()
+        .any(|n| n.starts_with("toka:plugin/handler@0.1."))
+    {
+        Ok(PluginKind::Tool)
+    } else if exports.iter().any(|n| n.starts_with("wasi:cli/run@0.2.")) {
+        Ok(PluginKind::Command)
+    } else {
+        Err(format!(
+            "this component is of no world Toka runs: it exports [{}]; a tool exports \
+             toka:plugin/handler@0.1.0 (world `toka:plugin/tool`, see wit/) and a command \
+             exports wasi:cli/run@0.2.x (any `wasi:cli/command` program)",
+            exports.join(", ")
+        ))
+    }
+}
+
+/// Runs one call of `plugin` in a fresh sandbox built from `policy`.
+/// `input` is the JSON input of a tool (ignored for commands, which get
+/// `io.args` and stdin).
+///
+/// Never panics on guest behaviour: every failure, including building the
+/// sandbox, is in the returned [`Outcome`].
+pub async fn invoke(
+    engine: &TokaEngine,
+    plugin: &Plugin,
+    policy: &Policy,
+    io: SandboxIo,
+    input: &str,
+) -> Outcome {
+    let budget = OutputBudget::new(policy.limits.output);
+    let start = Instant::now();
+    let tool = plugin.name.clone();
+    let link_error = |message: String| Outcome {
+        result: Err(CallError::Link {
+            tool: tool.clone(),
+            message,
+        }),
+        usage: Usage::default(),
+    };
+    let mut builder = match sandbox::wasi_builder(policy, &io, &budget) {
+        Ok(b) => b,
+        Err(e) => {
+            return Outcome {
+                result: Err(CallError::Setup {
+                    tool: tool.clone(),
+                    message: e.to_string(),
+                }),
+                usage: Usage::default(),
+            };
+        }
+    };
+    fn state<W>(
+        wasi: W,
+        policy: &Policy,
+        budget: &Arc<OutputBudget>,
+        io: &SandboxIo,
+        tool: &str,
+    ) -> State<W> {
+        State {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: Limiter::new(policy.limits),
+            budget: budget.clone(),
+            events: io.events.clone(),
+            tool: tool.to_string(),
+        }
+    }
+    let outer = policy.limits.timeout + OUTER_GRACE;
+    let timeout = || CallError::Limit {
+        tool: tool.clone(),
+        limit: LimitExceeded::Timeout {
+            limit: policy.limits.timeout,
+        },
+    };
+
+    match (&plugin.loaded.compiled, plugin.kind) {
+        (Compiled::Component(component), kind) => {
+            let mut store = match sandbox::new_store(
+                engine,
+                policy,
+                state(builder.build(), policy, &budget, &io, &tool),
+            ) {
+                Ok(s) => s,
+                Err(e) => return link_error(format!("{e:#}")),
+            };
+            let call = call_component(engine, component, kind, &mut store, input, &tool);
+            let result = match tokio::time::timeout(outer, call).await {
+                Ok(r) => r.and_then(|out| check_result(out, &budget, &tool)),
+                Err(_) => Err(Failure::Call(timeout())),
+            };
+            let result = result.or_else(|e| classify(e, engine, policy, &tool));
+            finish(result, &store, policy, &budget, start)
+        }
+        (Compiled::Module(module), _) => {
+            let mut store = match sandbox::new_store(
+                engine,
+                policy,
+                state(builder.build_p1(), policy, &budget, &io, &tool),
+            ) {
+                Ok(s) => s,
+                Err(e) => return link_error(format!("{e:#}")),
+            };
+            let call = call_module(engine, module, &mut store);
+            let result = match tokio::time::timeout(outer, call).await {
+                Ok(r) => r.map_err(Failure::Wasm),
+                Err(_) => Err(Failure::Call(timeout())),
+            };
+            let result = result.or_else(|e| classify(e, engine, policy, &tool));
+            finish(result, &store, policy, &budget, start)
+        }
+    }
+}
+
+/// A call that did not produce output: either already understood, or a raw
+/// wasmtime error still to be classified.
+enum Failure {
+    Call(CallError),
+    Wasm(wasmtime::Error),
+}
+
+async fn call_component(
+    engine: &TokaEngine,
+    component: &Component,
+    kind: PluginKind,
+    store: &mut Store<State<wasmtime_wasi::WasiCtx>>,
+    input: &str,
+    tool: &str,
+) -> Result<Output, Failure> {
+    let linker = sandbox::component_linker(engine).map_err(Failure::Wasm)?;
+    let pre = linker.instantiate_pre(component).map_err(|e| {
+        Failure::Call(CallError::Link {
+            tool: tool.to_string(),
+            message: format!(
+                "{e:#}; the host provides wasi:*@0.2.x and toka:plugin/host@0.1.0, nothing else"
+            ),
+        })
+    })?;
+    match kind {
+        PluginKind::Tool => {
+            let pre = ToolBindingsPre::new(pre).map_err(|e| link_failure(tool, e))?;
+            let bindings = pre
+                .instantiate_async(&mut *store)
+                .await
+                .map_err(Failure::Wasm)?;
+            let result = bindings
+                .toka_plugin_handler()
+                .call_invoke(&mut *store, input)
+                .await
+                .map_err(Failure::Wasm)?;
+            match result {
+                Ok(json) => Ok(Output::Tool(json)),
+                Err(e) => {
+                    use crate::sandbox::GuestToolError as E;
+                    let (kind, message) = match e {
+                        E::InvalidInput(m) => (ToolErrorKind::InvalidInput, m),
+                        E::Denied(m) => (ToolErrorKind::Denied, m),
+                        E::NotFound(m) => (ToolErrorKind::NotFound, m),
+                        E::Failed(m) => (ToolErrorKind::Failed, m),
+                        E::LimitExceeded(m) => (ToolErrorKind::LimitExceeded, m),
+                    };
+                    Err(Failure::Call(CallError::Tool {
+                        tool: tool.to_string(),
+                        kind,
+                        message,
+                    }))
+                }
+            }
+        }
+        PluginKind::Command | PluginKind::Preview1 => {
+            let pre = wasmtime_wasi::p2::bindings::CommandPre::new(pre)
+                .map_err(|e| link_failure(tool, e))?;
+            let command = pre
+                .instantiate_async(&mut *store)
+                .await
+                .map_err(Failure::Wasm)?;
+            match command.wasi_cli_run().call_run(&mut *store).await {
+                Ok(Ok(())) => Ok(Output::Exit(0)),
+                Ok(Err(())) => Ok(Output::Exit(1)),
+                Err(e) => Err(Failure::Wasm(e)),
+            }
+        }
+    }
+}
+
+fn link_failure(tool: &str, e: wasmtime::Error) -> Failure {
+    Failure::Call(CallError::Link {
+        tool: tool.to_string(),
+        message: format!("{e:#}"),
+    })
+}
+
+async fn call_module(
+    engine: &TokaEngine,
+    module: &wasmtime::Module,
+    store: &mut Store<State<wasmtime_wasi::p1::WasiP1Ctx>>,
+) -> wasmtime::Result<Output> {
+    let mut linker = sandbox::module_linker(engine)?;
+    linker.module_async(&mut *store, "", module).await?;
+    let start = linker
+        .get_default(&mut *store, "")?
+        .typed::<(), ()>(&*store)?;
+    start.call_async(&mut *store, ()).await?;
+    Ok(Output::Exit(0))
+}
+
+/// Charges a tool's result to the output budget and checks it is JSON.
+fn check_result(out: Output, budget: &OutputBudget, tool: &str) -> Result<Output, Failure> {
+    if let Output::Tool(json) = &out {
+        if budget.charge(json.len()).is_err() {
+            return Err(Failure::Call(CallError::Limit {
+                tool: tool.to_string(),
+                limit: budget.exceeded(),
+            }));
+        }
+        if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(json) {
+            return Err(Failure::Call(CallError::BadResult {
+                tool: tool.to_string(),
+                message: e.to_string(),
+            }));
+        }
+    }
+    Ok(out)
+}
+
+/// Turns a failure into an exit code (a command's `exit(n)` is not a
+/// failure) or a typed error naming the limit or the trap.
+fn classify(
+    failure: Failure,
+    engine: &TokaEngine,
+    policy: &Policy,
+    tool: &str,
+) -> Result<Output, CallError> {
+    let e = match failure {
+        Failure::Call(c) => return Err(c),
+        Failure::Wasm(e) => e,
+    };
+    if let Some(exit) = e.downcast_ref::<I32Exit>() {
+        return Ok(Output::Exit(exit.0));
+    }
+    let limit = |limit| {
+        Err(CallError::Limit {
+            tool: tool.to_string(),
+            limit,
+        })
+    };
+    if let Some(l) = e.downcast_ref::<LimitExceeded>() {
+        return limit(l.clone());
+    }
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => limit(LimitExceeded::Fuel {
+            limit: policy.limits.fuel,
+        }),
+        Some(Trap::StackOverflow) => limit(LimitExceeded::Stack {
+            limit: engine.max_wasm_stack(),
+        }),
+        Some(Trap::Interrupt) => limit(LimitExceeded::Timeout {
+            limit: policy.limits.timeout,
+        }),
+        _ => Err(CallError::Trap {
+            tool: tool.to_string(),
+            message: format!("{e:#}"),
+        }),
+    }
+}
+
+fn finish<W>(
+    result: Result<Output, CallError>,
+    store: &Store<State<W>>,
+    policy: &Policy,
+    budget: &OutputBudget,
+    start: Instant,
+) -> Outcome {
+    let remaining = store.get_fuel().unwrap_or(0);
+    Outcome {
+        result,
+        usage: Usage {
+            fuel_consumed: policy.limits.fuel.saturating_sub(remaining),
+            peak_memory: store.data().limiter.peak_memory(),
+            wall_time: start.elapsed(),
+            output_bytes: budget.used(),
+        },
+    }
+}

@@ -1,0 +1,19 @@
+//! Toka host: runs agent tools as WebAssembly components in capability-scoped,
+//! resource-limited sandboxes.
+//!
+//! One call flows one way through one module per stage:
+//! [`manifest`] (YAML → [`manifest::ToolSpec`]) → [`policy`] (spec + operator
+//! grants → [`policy::Policy`]) → [`sandbox`] (policy → WASI context, store,
+//! limits) → [`invoke`] (compiled plugin + sandbox + input →
+//! [`outcome::Outcome`]). [`engine`] owns the one wasmtime engine and the
+//! compile cache; [`cli`] maps flags onto all of it.
+
+pub mod cli;
+pub mod engine;
+pub mod exit;
+pub mod invoke;
+pub mod manifest;
+pub mod outcome;
+pub mod policy;
+pub mod sandbox;
+pub mod units;

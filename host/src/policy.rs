@@ -1,0 +1,434 @@
+//! Policy: what one call may touch and spend, resolved from a tool's manifest
+//! (what it asks for) and the operator's grants (what they allow).
+//!
+//! Deny by default: a capability is effective only when the manifest declares
+//! it *and* the operator grants it, and a required capability that is not
+//! granted refuses the call before anything runs. Directories, environment
+//! and network addresses the operator passes directly (`--dir`, `--env`,
+//! `--allow-net`) are grants in themselves. Nothing here knows about wasmtime.
+
+mod net;
+
+pub use net::{AddrRule, NetworkPolicy};
+
+use crate::manifest::{Capability, DirMapping, HostPattern, LimitSettings, ToolSpec};
+use crate::units::{ByteSize, HumanDuration};
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Limits used when neither the manifest nor a flag sets them.
+pub const DEFAULT_LIMITS: Limits = Limits {
+    fuel: 5_000_000_000,
+    memory: 256 << 20,
+    timeout: Duration::from_secs(30),
+    output: 16 << 20,
+    cpu_percent: None,
+    table_elements: 100_000,
+    instances: 64,
+    tables: 64,
+    memories: 16,
+};
+
+/// What the operator allows, from flags (or, later, server configuration).
+#[derive(Clone, Debug, Default)]
+pub struct Grants {
+    /// `--grant CAPABILITY`.
+    pub capabilities: BTreeSet<Capability>,
+    /// `--dir` (writable) and `--ro-dir` (read-only) mappings; relative host
+    /// paths are relative to the current directory.
+    pub dirs: Vec<DirGrant>,
+    /// `--env NAME[=VALUE]`.
+    pub env: Vec<EnvGrant>,
+    /// `--allow-net HOST:PORT`.
+    pub net: Vec<HostPattern>,
+    /// `--fuel`, `--memory`, `--timeout`, `--max-output`.
+    pub limits: LimitSettings,
+}
+
+/// A directory the operator grants directly.
+#[derive(Clone, Debug)]
+pub struct DirGrant {
+    /// Host and guest paths.
+    pub mapping: DirMapping,
+    /// Whether the guest may write.
+    pub writable: bool,
+}
+
+/// An environment variable the operator passes.
+#[derive(Clone, Debug)]
+pub enum EnvGrant {
+    /// `--env NAME`: the host's value, if it has one.
+    Inherit(String),
+    /// `--env NAME=VALUE`.
+    Set(String, String),
+}
+
+/// Everything one call may touch and spend. Built by [`resolve`] only.
+#[derive(Clone, Debug, Serialize)]
+pub struct Policy {
+    /// Tool name (or the file name of a bare `.wasm`).
+    pub tool: String,
+    /// Effective capabilities.
+    pub capabilities: BTreeSet<Capability>,
+    /// Directories visible in the sandbox.
+    pub preopens: Vec<Preopen>,
+    /// The guest's whole environment.
+    pub env: Vec<(String, String)>,
+    /// Where the guest may connect.
+    pub network: NetworkPolicy,
+    /// What the call may spend.
+    pub limits: Limits,
+}
+
+/// A directory visible in the sandbox.
+#[derive(Clone, Debug, Serialize)]
+pub struct Preopen {
+    /// Absolute host path.
+    pub host: PathBuf,
+    /// Path seen by the guest.
+    pub guest: String,
+    /// False means read-only: no create, write, truncate, rename or link.
+    pub writable: bool,
+}
+
+/// What one call may spend. Every call has all of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    /// Fuel: roughly one unit per wasm instruction.
+    pub fuel: u64,
+    /// Bytes of linear memory, all memories together.
+    pub memory: u64,
+    /// Wall-clock time of the whole call.
+    pub timeout: Duration,
+    /// Bytes written to stdout, stderr and logs plus the result.
+    pub output: u64,
+    /// CPU share for subprocess tools, in percent of one core.
+    pub cpu_percent: Option<u32>,
+    /// Elements of all tables together.
+    pub table_elements: usize,
+    /// Wasm instances (core modules instantiated by a component count).
+    pub instances: usize,
+    /// Tables.
+    pub tables: usize,
+    /// Linear memories.
+    pub memories: usize,
+}
+
+impl Limits {
+    /// `settings` where set, else these limits.
+    pub fn with(self, settings: LimitSettings) -> Limits {
+        Limits {
+            fuel: settings.fuel.unwrap_or(self.fuel),
+            memory: settings.memory.map_or(self.memory, |m| m.0),
+            timeout: settings.timeout.map_or(self.timeout, |t| t.0),
+            output: settings.output.map_or(self.output, |o| o.0),
+            cpu_percent: settings.cpu.map(|c| c.0).or(self.cpu_percent),
+            ..self
+        }
+    }
+
+    /// One line for `--help` and docs.
+    pub fn describe(&self) -> String {
+        format!(
+            "fuel {}, memory {}, timeout {}, output {}",
+            self.fuel,
+            ByteSize(self.memory),
+            HumanDuration(self.timeout),
+            ByteSize(self.output)
+        )
+    }
+}
+
+/// Why a policy could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// The manifest requires capabilities the operator did not grant.
+    #[error("tool `{tool}` requires {}, which {} not granted: {}; rerun with {} if you trust it with that",
+        missing.iter().map(|m| format!("capability `{}`", m.capability)).collect::<Vec<_>>().join(" and "),
+        if missing.len() == 1 { "is" } else { "are" },
+        missing.iter().map(|m| format!("`{}` {}", m.capability, m.purpose)).collect::<Vec<_>>().join("; "),
+        missing.iter().map(|m| format!("`--grant {}`", m.capability)).collect::<Vec<_>>().join(" "))]
+    Denied {
+        /// The tool.
+        tool: String,
+        /// What is missing and what for.
+        missing: Vec<MissingCapability>,
+    },
+    /// A directory grant cannot be used.
+    #[error("{flag} {}: {reason}", path.display())]
+    BadDir {
+        /// `--dir` or `--ro-dir`.
+        flag: &'static str,
+        /// The host path.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// A capability the manifest requires and the operator did not grant.
+#[derive(Debug)]
+pub struct MissingCapability {
+    /// The capability.
+    pub capability: Capability,
+    /// What the tool would use it for, from its manifest.
+    pub purpose: String,
+}
+
+/// Resolves what a call of `spec` (or of a bare `.wasm` when `None`) may do,
+/// given the operator's `grants`. `host_env` looks up the host's environment,
+/// for the variables passed through by name.
+///
+/// # Errors
+///
+/// [`PolicyError::Denied`] when a required capability is not granted;
+/// [`PolicyError::BadDir`] when a granted directory does not exist.
+pub fn resolve(
+    tool: &str,
+    spec: Option<&ToolSpec>,
+    grants: &Grants,
+    host_env: impl Fn(&str) -> Option<String>,
+) -> Result<Policy, PolicyError> {
+    let mut capabilities = BTreeSet::new();
+    let mut preopens = Vec::new();
+    let mut env: Vec<(String, String)> = Vec::new();
+    let mut allow: Vec<HostPattern> = Vec::new();
+    let mut limits = DEFAULT_LIMITS;
+
+    if let Some(spec) = spec {
+        let missing: Vec<MissingCapability> = spec
+            .capabilities
+            .required
+            .iter()
+            .filter(|c| !grants.capabilities.contains(c))
+            .map(|&capability| MissingCapability {
+                capability,
+                purpose: purpose(spec, capability),
+            })
+            .collect();
+        if !missing.is_empty() {
+            return Err(PolicyError::Denied {
+                tool: spec.name.to_string(),
+                missing,
+            });
+        }
+        capabilities = spec
+            .capabilities
+            .declared()
+            .intersection(&grants.capabilities)
+            .copied()
+            .collect();
+        let sandbox = &spec.sandbox;
+        if capabilities.contains(&Capability::FilesystemRead) {
+            preopens.extend(sandbox.readonly_paths.iter().map(|d| Preopen {
+                host: d.host.clone(),
+                guest: d.guest.clone(),
+                writable: false,
+            }));
+        }
+        if capabilities.contains(&Capability::FilesystemWrite) {
+            preopens.extend(sandbox.writable_paths.iter().map(|d| Preopen {
+                host: d.host.clone(),
+                guest: d.guest.clone(),
+                writable: true,
+            }));
+        } else if capabilities.contains(&Capability::FilesystemRead) {
+            // Readable, not writable: what a tool may read it may read anywhere
+            // it was given.
+            preopens.extend(sandbox.writable_paths.iter().map(|d| Preopen {
+                host: d.host.clone(),
+                guest: d.guest.clone(),
+                writable: false,
+            }));
+        }
+        if capabilities.contains(&Capability::NetworkAccess) && sandbox.allow_network {
+            allow.extend(sandbox.allowed_hosts.iter().cloned());
+        }
+        for name in &sandbox.env {
+            if let Some(v) = host_env(name.as_str()) {
+                env.push((name.as_str().to_string(), v));
+            }
+        }
+        limits = limits.with(spec.limits);
+    }
+
+    for g in &grants.dirs {
+        let flag = if g.writable { "--dir" } else { "--ro-dir" };
+        let host = std::path::absolute(&g.mapping.host).map_err(|e| PolicyError::BadDir {
+            flag,
+            path: g.mapping.host.clone(),
+            reason: e.to_string(),
+        })?;
+        if !host.is_dir() {
+            return Err(PolicyError::BadDir {
+                flag,
+                path: g.mapping.host.clone(),
+                reason: "not an existing directory".into(),
+            });
+        }
+        preopens.push(Preopen {
+            host,
+            guest: g.mapping.guest.clone(),
+            writable: g.writable,
+        });
+    }
+    for e in &grants.env {
+        let (k, v) = match e {
+            EnvGrant::Inherit(k) => match host_env(k) {
+                Some(v) => (k.clone(), v),
+                None => continue,
+            },
+            EnvGrant::Set(k, v) => (k.clone(), v.clone()),
+        };
+        env.retain(|(existing, _)| *existing != k);
+        env.push((k, v));
+    }
+    allow.extend(grants.net.iter().cloned());
+    limits = limits.with(grants.limits);
+
+    Ok(Policy {
+        tool: tool.to_string(),
+        capabilities,
+        preopens,
+        env,
+        network: NetworkPolicy::resolve(allow),
+        limits,
+    })
+}
+
+/// What a manifest would use `capability` for, in words for an error message.
+fn purpose(spec: &ToolSpec, capability: Capability) -> String {
+    let dirs = |d: &[DirMapping]| {
+        d.iter()
+            .map(|m| m.host.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let s = &spec.sandbox;
+    match capability {
+        Capability::FilesystemRead if !s.readonly_paths.is_empty() => {
+            format!("reads {}", dirs(&s.readonly_paths))
+        }
+        Capability::FilesystemWrite if !s.writable_paths.is_empty() => {
+            format!("writes {}", dirs(&s.writable_paths))
+        }
+        Capability::NetworkAccess if !s.allowed_hosts.is_empty() => format!(
+            "connects to {}",
+            s.allowed_hosts
+                .iter()
+                .map(|h| h.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Capability::ToolCall if !s.tools.is_empty() => format!(
+            "calls {}",
+            s.tools
+                .iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Capability::Llm => "asks the operator's language model".into(),
+        Capability::ProcessExecution => "starts processes".into(),
+        _ => "is declared by the manifest".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest;
+
+    fn spec(yaml_sandbox: &str, caps: &str) -> (tempfile::TempDir, ToolSpec) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("t.wasm"), b"\0asm").expect("write");
+        std::fs::create_dir(dir.path().join("data")).expect("mkdir");
+        let text = format!(
+            "metadata: {{ name: t, version: 1.0.0, description: test }}\n\
+             spec:\n  executable: {{ type: component, path: t.wasm }}\n  capabilities: {caps}\n\
+             \x20 security:\n    sandbox: {yaml_sandbox}\n"
+        );
+        let spec = manifest::parse(&dir.path().join("t.yaml"), &text).expect("valid manifest");
+        (dir, spec)
+    }
+
+    fn grants(caps: &[Capability]) -> Grants {
+        Grants {
+            capabilities: caps.iter().copied().collect(),
+            ..Grants::default()
+        }
+    }
+
+    #[test]
+    fn required_capability_not_granted_is_denied_with_the_fix() {
+        let (_d, s) = spec(
+            "{ readonly_paths: [./data] }",
+            "{ required: [filesystem-read] }",
+        );
+        let err = resolve("t", Some(&s), &grants(&[]), |_| None).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, PolicyError::Denied { .. }));
+        assert!(
+            msg.contains("`filesystem-read`") && msg.contains("--grant filesystem-read"),
+            "{msg}"
+        );
+        assert!(msg.contains("data"), "names what it would read: {msg}");
+    }
+
+    #[test]
+    fn capabilities_are_the_intersection() {
+        let (_d, s) = spec(
+            "{ readonly_paths: [./data], allow_network: true, allowed_hosts: ['127.0.0.1:80'] }",
+            "{ required: [filesystem-read], optional: [network-access] }",
+        );
+        let p = resolve(
+            "t",
+            Some(&s),
+            &grants(&[Capability::FilesystemRead, Capability::Llm]),
+            |_| None,
+        )
+        .expect("granted");
+        assert_eq!(
+            p.capabilities,
+            [Capability::FilesystemRead].into_iter().collect()
+        );
+        assert_eq!(p.preopens.len(), 1);
+        assert!(!p.preopens[0].writable);
+        assert!(
+            p.network.is_closed(),
+            "optional network not granted stays off"
+        );
+    }
+
+    #[test]
+    fn env_passes_only_named_variables() {
+        let (_d, s) = spec("{ env: [LANG] }", "{}");
+        let host = |k: &str| match k {
+            "LANG" => Some("C.UTF-8".to_string()),
+            "SECRET" => Some("hunter2".to_string()),
+            _ => None,
+        };
+        let p = resolve("t", Some(&s), &Grants::default(), host).expect("ok");
+        assert_eq!(p.env, vec![("LANG".to_string(), "C.UTF-8".to_string())]);
+    }
+
+    #[test]
+    fn flags_override_manifest_limits_which_override_defaults() {
+        let (_d, s) = spec("{ fuel: 1000, timeout: 2s }", "{}");
+        let mut g = Grants::default();
+        g.limits.timeout = Some(HumanDuration(Duration::from_millis(500)));
+        let p = resolve("t", Some(&s), &g, |_| None).expect("ok");
+        assert_eq!(p.limits.fuel, 1000);
+        assert_eq!(p.limits.timeout, Duration::from_millis(500));
+        assert_eq!(p.limits.memory, DEFAULT_LIMITS.memory);
+    }
+
+    #[test]
+    fn bare_wasm_gets_nothing_but_what_flags_grant() {
+        let p = resolve("x.wasm", None, &Grants::default(), |_| Some("leak".into())).expect("ok");
+        assert!(p.preopens.is_empty() && p.env.is_empty() && p.network.is_closed());
+        assert_eq!(p.limits, DEFAULT_LIMITS);
+    }
+}
