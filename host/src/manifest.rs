@@ -375,7 +375,7 @@ pub fn parse(file: &Path, text: &str) -> Result<ToolSpec, ManifestError> {
         // serde_yaml prefixes the path it knows; ours is more precise.
         if let Some((head, rest)) = message.split_once(": ")
             && !field.is_empty()
-            && field.ends_with(head)
+            && field.starts_with(head)
         {
             message = rest.to_string();
         }
@@ -406,7 +406,7 @@ fn validate(file: &Path, raw: RawManifest) -> Result<ToolSpec, ManifestError> {
 
     let exe = spec.executable;
     let kind = exe.kind;
-    let exe_path = base.join(&exe.path);
+    let exe_path = clean(base.join(&exe.path));
     let field = "spec.executable.path";
     let meta = std::fs::metadata(&exe_path).map_err(|e| {
         let hint = if kind.is_wasm() {
@@ -643,7 +643,7 @@ fn resolve_dirs(
     dirs.into_iter()
         .enumerate()
         .map(|(i, d)| {
-            let host = base.join(&d.host);
+            let host = clean(base.join(&d.host));
             match std::fs::metadata(&host) {
                 Ok(m) if m.is_dir() => Ok(DirMapping {
                     host,
@@ -666,6 +666,13 @@ fn resolve_dirs(
                 )),
             }
         })
+        .collect()
+}
+
+/// `path` without `.` components (`manifests/./data` reads as `manifests/data`).
+fn clean(path: PathBuf) -> PathBuf {
+    path.components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
         .collect()
 }
 

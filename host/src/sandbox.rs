@@ -37,10 +37,13 @@ pub enum Sink {
 }
 
 impl Sink {
-    /// A fresh capture buffer that can hold `limit` bytes.
+    /// A fresh capture buffer for a call whose output budget is `limit`.
     pub fn capture(limit: u64) -> Sink {
+        // Room beyond the budget, so that the budget (which traps and names
+        // the limit) trips before the pipe (which only closes the stream).
+        let room = limit.saturating_add(64 * 1024);
         Sink::Capture(MemoryOutputPipe::new(
-            usize::try_from(limit).unwrap_or(usize::MAX),
+            usize::try_from(room).unwrap_or(usize::MAX),
         ))
     }
 

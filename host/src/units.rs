@@ -17,15 +17,16 @@ pub struct ByteSize(pub u64);
 
 /// A wall-clock duration, written as `500ms`, `5s`, `2m` or `1h`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
-#[serde(try_from = "String")]
+#[serde(try_from = "IntOrString")]
 pub struct HumanDuration(pub Duration);
 
 /// A share of one CPU, written as `50%` (half a core) up to `6400%`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
-#[serde(try_from = "String")]
+#[serde(try_from = "IntOrString")]
 pub struct Percent(pub u32);
 
-/// YAML writes sizes both as bare integers and as strings.
+/// YAML reads `500` as an integer and `500ms` as a string; both must reach
+/// our parsers so that a missing unit gets a message that says so.
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum IntOrString {
@@ -97,7 +98,7 @@ impl From<ByteSize> for u64 {
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (name, m) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-            if self.0 >= m && self.0 % m == 0 {
+            if self.0 >= m && self.0.is_multiple_of(m) {
                 return write!(f, "{}{name}", self.0 / m);
             }
         }
@@ -136,22 +137,25 @@ impl FromStr for HumanDuration {
     }
 }
 
-impl TryFrom<String> for HumanDuration {
+impl TryFrom<IntOrString> for HumanDuration {
     type Error = String;
 
-    fn try_from(s: String) -> Result<Self, String> {
-        s.parse()
+    fn try_from(v: IntOrString) -> Result<Self, String> {
+        match v {
+            IntOrString::Int(n) => n.to_string().parse(),
+            IntOrString::Str(s) => s.parse(),
+        }
     }
 }
 
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
-        if ms == 0 || ms % 1000 != 0 {
+        if ms == 0 || !ms.is_multiple_of(1000) {
             write!(f, "{ms}ms")
-        } else if ms % 3_600_000 == 0 {
+        } else if ms.is_multiple_of(3_600_000) {
             write!(f, "{}h", ms / 3_600_000)
-        } else if ms % 60_000 == 0 {
+        } else if ms.is_multiple_of(60_000) {
             write!(f, "{}m", ms / 60_000)
         } else {
             write!(f, "{}s", ms / 1000)
@@ -183,11 +187,14 @@ impl FromStr for Percent {
     }
 }
 
-impl TryFrom<String> for Percent {
+impl TryFrom<IntOrString> for Percent {
     type Error = String;
 
-    fn try_from(s: String) -> Result<Self, String> {
-        s.parse()
+    fn try_from(v: IntOrString) -> Result<Self, String> {
+        match v {
+            IntOrString::Int(n) => n.to_string().parse(),
+            IntOrString::Str(s) => s.parse(),
+        }
     }
 }
 

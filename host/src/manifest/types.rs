@@ -26,11 +26,20 @@ impl TryFrom<String> for ToolName {
 
     fn try_from(s: String) -> Result<Self, String> {
         let suggestion = || {
-            let fixed: String = s
-                .to_lowercase()
-                .chars()
-                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-                .collect();
+            // `FileReader` → `file-reader`, `file_reader` → `file-reader`.
+            let mut fixed = String::new();
+            let mut prev_lower = false;
+            for c in s.chars() {
+                if c.is_ascii_uppercase() && prev_lower {
+                    fixed.push('-');
+                }
+                prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+                fixed.push(if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                });
+            }
             let fixed = fixed
                 .split('-')
                 .filter(|w| !w.is_empty())

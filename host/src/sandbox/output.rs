@@ -123,6 +123,13 @@ impl OutputStream for CappedStream {
     }
 
     fn check_write(&mut self) -> StreamResult<usize> {
+        // A guest that has spent its budget and asks to write more is over
+        // the limit now, whatever room the sink itself has left.
+        if self.budget.used() >= self.budget.limit() {
+            return Err(StreamError::Trap(wasmtime::Error::new(
+                self.budget.exceeded(),
+            )));
+        }
         self.inner.check_write()
     }
 }

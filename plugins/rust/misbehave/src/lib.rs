@@ -50,10 +50,27 @@ impl Guest for Misbehave {
     }
 }
 
-#[allow(unconditional_recursion)] // The point of the program.
+/// Deep recursion with large wasm frames and no shadow-stack use; see
+/// `test-programs/src/bin/recurse-forever.rs`.
+#[inline(never)]
 fn recurse(n: u64) -> u64 {
-    let pad = black_box([n; 16]);
-    recurse(black_box(n + 1)) + pad[n as usize % 16]
+    if n == u64::MAX {
+        return 0;
+    }
+    let (a, b, c, d) = (
+        n.wrapping_mul(3),
+        n ^ 0x55,
+        n.rotate_left(7),
+        n.wrapping_add(11),
+    );
+    let (e, f, g, h) = (
+        a ^ b,
+        c.wrapping_sub(d),
+        a.rotate_right(3),
+        b.wrapping_mul(c),
+    );
+    let r = recurse(n.wrapping_add(1));
+    r.wrapping_sub(a ^ b ^ c ^ d).wrapping_sub(e ^ f ^ g ^ h)
 }
 
 export!(Misbehave);

@@ -3,7 +3,9 @@
 use std::io::Write;
 
 fn main() {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:80".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:80".into());
     match std::net::TcpStream::connect(&addr) {
         Ok(mut s) => {
             let _ = s.write_all(b"hello from the sandbox\n");

@@ -1,0 +1,12 @@
+//! End-to-end tests: the real `toka-host` binary against the real plugins
+//! (built from source by scripts/build-plugins.sh), one module per concern.
+
+mod cache;
+mod conformance;
+mod errors;
+mod escapes;
+mod harness;
+mod limits;
+mod manifest_ui;
+mod network;
+mod tools;

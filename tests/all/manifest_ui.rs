@@ -1,0 +1,58 @@
+//! Golden-file tests: each `tests/ui/invalid/<case>.yaml` is refused with
+//! exactly the message in `<case>.err` (`$DIR` stands for the folder).
+//! Run with `BLESS=1` to rewrite the `.err` files after an intended change.
+
+use crate::harness::repo;
+use toka_host::manifest;
+
+#[test]
+fn invalid_manifests_have_golden_messages() {
+    let dir = repo().join("tests/ui/invalid");
+    let bless = std::env::var_os("BLESS").is_some();
+    let mut cases = 0;
+    let mut failures = Vec::new();
+    for file in manifest::manifest_files(&dir).expect("ls tests/ui/invalid") {
+        cases += 1;
+        let message = match manifest::load(&file) {
+            Ok(_) => "(accepted: expected an error)".to_string(),
+            Err(e) => e.to_string().replace(&dir.display().to_string(), "$DIR"),
+        };
+        let golden = file.with_extension("err");
+        if bless {
+            std::fs::write(&golden, format!("{message}\n")).expect("bless");
+            continue;
+        }
+        let expected = std::fs::read_to_string(&golden)
+            .unwrap_or_else(|_| format!("(no {} yet: run with BLESS=1)", golden.display()));
+        if expected.trim_end() != message {
+            failures.push(format!(
+                "{}:\n  expected: {}\n  actual:   {message}",
+                file.display(),
+                expected.trim_end()
+            ));
+        }
+    }
+    assert!(cases >= 12, "only {cases} golden cases");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn oversized_manifest_is_refused_unread() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = dir.path().join("huge.yaml");
+    std::fs::write(&f, "# padding\n".repeat(40_000)).expect("write");
+    let e = manifest::load(&f).expect_err("refused").to_string();
+    assert!(
+        e.contains("huge.yaml: the manifest is larger than 256KiB"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bundled_manifests_are_valid() {
+    for f in manifest::manifest_files(&repo().join("manifests")).expect("ls manifests") {
+        if let Err(e) = manifest::load(&f) {
+            panic!("{e}");
+        }
+    }
+}
