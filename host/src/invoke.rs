@@ -6,10 +6,9 @@ use crate::engine::{Compiled, Loaded, TokaEngine};
 use crate::manifest::ExecutableKind;
 use crate::outcome::{CallError, LimitExceeded, Outcome, Output, ToolErrorKind, Usage};
 use crate::policy::Policy;
-use crate::sandbox::{self, Limiter, OutputBudget, SandboxIo, State, ToolBindingsPre};
-use std::sync::Arc;
+use crate::sandbox::{self, OutputBudget, SandboxIo, State, ToolBindingsPre};
 use std::time::{Duration, Instant};
-use wasmtime::component::{Component, ResourceTable};
+use wasmtime::component::Component;
 use wasmtime::{Store, Trap};
 use wasmtime_wasi::I32Exit;
 
@@ -143,83 +142,55 @@ pub async fn invoke(
 ) -> Outcome {
     let budget = OutputBudget::new(policy.limits.output);
     let start = Instant::now();
-    let tool = plugin.name.clone();
-    let link_error = |message: String| Outcome {
-        result: Err(CallError::Link {
-            tool: tool.clone(),
+    let tool = plugin.name.as_str();
+    let setup_failed = |message: String| Outcome {
+        result: Err(CallError::Setup {
+            tool: tool.to_string(),
             message,
         }),
         usage: Usage::default(),
     };
     let mut builder = match sandbox::wasi_builder(policy, &io, &budget) {
         Ok(b) => b,
-        Err(e) => {
-            return Outcome {
-                result: Err(CallError::Setup {
-                    tool: tool.clone(),
-                    message: e.to_string(),
-                }),
-                usage: Usage::default(),
-            };
-        }
+        Err(e) => return setup_failed(e.to_string()),
     };
-    fn state<W>(
-        wasi: W,
-        policy: &Policy,
-        budget: &Arc<OutputBudget>,
-        io: &SandboxIo,
-        tool: &str,
-    ) -> State<W> {
-        State {
-            wasi,
-            table: ResourceTable::new(),
-            limiter: Limiter::new(policy.limits),
-            budget: budget.clone(),
-            events: io.events.clone(),
-            tool: tool.to_string(),
-        }
-    }
     let outer = policy.limits.timeout + OUTER_GRACE;
-    let timeout = || CallError::Limit {
-        tool: tool.clone(),
-        limit: LimitExceeded::Timeout {
-            limit: policy.limits.timeout,
-        },
+    let timed_out = || {
+        Failure::Call(CallError::Limit {
+            tool: tool.to_string(),
+            limit: LimitExceeded::Timeout {
+                limit: policy.limits.timeout,
+            },
+        })
     };
 
-    match (&plugin.loaded.compiled, plugin.kind) {
-        (Compiled::Component(component), kind) => {
-            let mut store = match sandbox::new_store(
-                engine,
-                policy,
-                state(builder.build(), policy, &budget, &io, &tool),
-            ) {
+    match &plugin.loaded.compiled {
+        Compiled::Component(component) => {
+            let state = State::new(builder.build(), policy, &budget, &io.events, tool);
+            let mut store = match sandbox::new_store(engine, policy, state) {
                 Ok(s) => s,
-                Err(e) => return link_error(format!("{e:#}")),
+                Err(e) => return setup_failed(format!("{e:#}")),
             };
-            let call = call_component(engine, component, kind, &mut store, input, &tool);
+            let call = call_component(engine, component, plugin.kind, &mut store, input, tool);
             let result = match tokio::time::timeout(outer, call).await {
-                Ok(r) => r.and_then(|out| check_result(out, &budget, &tool)),
-                Err(_) => Err(Failure::Call(timeout())),
+                Ok(r) => r.and_then(|out| check_result(out, &budget, tool)),
+                Err(_) => Err(timed_out()),
             };
-            let result = result.or_else(|e| classify(e, engine, policy, &tool));
+            let result = result.or_else(|e| classify(e, engine, policy, tool));
             finish(result, &store, policy, &budget, start)
         }
-        (Compiled::Module(module), _) => {
-            let mut store = match sandbox::new_store(
-                engine,
-                policy,
-                state(builder.build_p1(), policy, &budget, &io, &tool),
-            ) {
+        Compiled::Module(module) => {
+            let state = State::new(builder.build_p1(), policy, &budget, &io.events, tool);
+            let mut store = match sandbox::new_store(engine, policy, state) {
                 Ok(s) => s,
-                Err(e) => return link_error(format!("{e:#}")),
+                Err(e) => return setup_failed(format!("{e:#}")),
             };
             let call = call_module(engine, module, &mut store);
             let result = match tokio::time::timeout(outer, call).await {
                 Ok(r) => r.map_err(Failure::Wasm),
-                Err(_) => Err(Failure::Call(timeout())),
+                Err(_) => Err(timed_out()),
             };
-            let result = result.or_else(|e| classify(e, engine, policy, &tool));
+            let result = result.or_else(|e| classify(e, engine, policy, tool));
             finish(result, &store, policy, &budget, start)
         }
     }

@@ -271,6 +271,26 @@ pub struct State<W> {
     pub tool: String,
 }
 
+impl<W> State<W> {
+    /// The state of one call of `tool` under `policy`.
+    pub fn new(
+        wasi: W,
+        policy: &Policy,
+        budget: &Arc<OutputBudget>,
+        events: &EventSink,
+        tool: &str,
+    ) -> State<W> {
+        State {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: Limiter::new(policy.limits),
+            budget: budget.clone(),
+            events: events.clone(),
+            tool: tool.to_string(),
+        }
+    }
+}
+
 impl WasiView for State<WasiCtx> {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {

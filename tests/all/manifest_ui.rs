@@ -49,6 +49,24 @@ fn oversized_manifest_is_refused_unread() {
 }
 
 #[test]
+fn oversized_executable_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Sparse: takes no disk space.
+    std::fs::File::create(dir.path().join("big.wasm"))
+        .and_then(|f| f.set_len(manifest::MAX_EXECUTABLE_BYTES + 1))
+        .expect("sparse file");
+    let text = "metadata: { name: big, version: 1.0.0, description: big }\n\
+                spec: { executable: { type: component, path: big.wasm } }\n";
+    let e = manifest::parse(&dir.path().join("big.yaml"), text)
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        e.contains("spec.executable.path") && e.contains("over the 512MiB limit"),
+        "{e}"
+    );
+}
+
+#[test]
 fn bundled_manifests_are_valid() {
     for f in manifest::manifest_files(&repo().join("manifests")).expect("ls manifests") {
         if let Err(e) = manifest::load(&f) {

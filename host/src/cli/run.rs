@@ -3,7 +3,7 @@
 //! envelope, with the documented exit code.
 
 use super::{EngineArgs, GrantArgs, LimitArgs};
-use crate::engine::{CacheStatus, EngineError, LoadError, TokaEngine};
+use crate::engine::{EngineError, LoadError, TokaEngine};
 use crate::exit;
 use crate::invoke::{self, Plugin, PluginKind};
 use crate::manifest::{self, FindError, ManifestError, ToolSpec};
@@ -199,7 +199,7 @@ pub async fn run(args: RunArgs) -> u8 {
 
     let prepared = match prepare(&args, events) {
         Ok(p) => p,
-        Err(e) => return report_error(&args, &e, None),
+        Err(e) => return report_error(&args, &e),
     };
     let Prepared {
         engine,
@@ -590,7 +590,7 @@ fn error_json(e: &RunError) -> Value {
     v
 }
 
-fn report_error(args: &RunArgs, e: &RunError, cache: Option<&CacheStatus>) -> u8 {
+fn report_error(args: &RunArgs, e: &RunError) -> u8 {
     if args.json {
         print_json(&json!({
             "tool": args.plugin,
@@ -598,7 +598,6 @@ fn report_error(args: &RunArgs, e: &RunError, cache: Option<&CacheStatus>) -> u8
             "output": null,
             "exit_code": e.exit_code(),
             "error": error_json(e),
-            "compile": cache,
         }));
     } else {
         eprintln!("error: {e}");
