@@ -12,7 +12,8 @@ cd "$root"
 runs="${RUNS:-100}"
 
 if [[ "${1:-}" == "--install-wasmtime" ]]; then
-    cargo install --locked wasmtime-cli --version 48.0.8
+    cargo install --locked wasmtime-cli --version 48.0.8 --no-default-features \
+        --features run,cache,config,cranelift,component-model,parallel-compilation,wat,pooling-allocator
 fi
 if ! command -v hyperfine >/dev/null; then
     apt-get install -y -q hyperfine >/dev/null \

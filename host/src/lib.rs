@@ -16,4 +16,5 @@ pub mod manifest;
 pub mod outcome;
 pub mod policy;
 pub mod sandbox;
+pub mod shim;
 pub mod units;

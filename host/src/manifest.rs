@@ -67,6 +67,19 @@ pub struct ExecutableSpec {
     pub interpreter: Option<String>,
     /// The pinned digest, if the manifest pins one.
     pub sha256: Option<Sha256Hex>,
+    /// What a subprocess tool prints on stdout.
+    pub output: OutputFormat,
+}
+
+/// What a subprocess tool prints on stdout (`spec.executable.output`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// Plain text, returned as a string.
+    #[default]
+    Text,
+    /// One JSON value.
+    Json,
 }
 
 /// `spec.capabilities`.
@@ -285,6 +298,8 @@ struct RawExecutable {
     interpreter: Option<String>,
     #[serde(default)]
     sha256: Option<Sha256Hex>,
+    #[serde(default)]
+    output: Option<OutputFormat>,
 }
 
 #[derive(Default, Deserialize)]
@@ -445,6 +460,17 @@ fn validate(file: &Path, raw: RawManifest) -> Result<ToolSpec, ManifestError> {
         ));
     }
     match (kind, &exe.interpreter) {
+        (ExecutableKind::Shell | ExecutableKind::Python, Some(name))
+            if name.is_empty() || name.contains('/') =>
+        {
+            return Err(ManifestError::invalid(
+                file,
+                "spec.executable.interpreter",
+                format!(
+                    "`{name}` is not an interpreter name: write a name from the host's allowlist (bash, sh, python3), not a path"
+                ),
+            ));
+        }
         (ExecutableKind::Shell | ExecutableKind::Python, _) | (_, None) => {}
         (_, Some(_)) => {
             return Err(ManifestError::invalid(
@@ -455,6 +481,13 @@ fn validate(file: &Path, raw: RawManifest) -> Result<ToolSpec, ManifestError> {
                 ),
             ));
         }
+    }
+    if kind.is_wasm() && exe.output.is_some() {
+        return Err(ManifestError::invalid(
+            file,
+            "spec.executable.output",
+            "only shell, python and external tools choose their output format; a wasm tool always returns JSON",
+        ));
     }
     let needs_pin = !kind.is_wasm();
     match &exe.sha256 {
@@ -611,6 +644,11 @@ fn validate(file: &Path, raw: RawManifest) -> Result<ToolSpec, ManifestError> {
             path: exe_path,
             interpreter: exe.interpreter,
             sha256: exe.sha256,
+            output: exe.output.unwrap_or(if kind.is_wasm() {
+                OutputFormat::Json
+            } else {
+                OutputFormat::Text
+            }),
         },
         capabilities: spec.capabilities,
         parameters,

@@ -20,6 +20,8 @@ pub struct Outcome {
 pub enum Output {
     /// A tool's JSON result.
     Tool(String),
+    /// A subprocess tool's text output (manifest `output: text`).
+    Text(String),
     /// A command's exit code (0 for success; a command that exits non-zero
     /// still ran to completion).
     Exit(i32),
@@ -79,6 +81,12 @@ pub enum LimitExceeded {
         /// The limit, in bytes.
         limit: u64,
     },
+    /// A subprocess tree used up its CPU time.
+    #[error("CPU limit of {}s exceeded; raise --timeout or spec.security.sandbox.cpu_limit", limit.as_secs())]
+    Cpu {
+        /// CPU seconds.
+        limit: Duration,
+    },
     /// The wasm stack overflowed.
     #[error("wasm stack limit of {} exceeded (unbounded recursion?); raise it with --max-wasm-stack", ByteSize(*limit as u64))]
     Stack {
@@ -98,6 +106,7 @@ impl LimitExceeded {
             LimitExceeded::Timeout { .. } => "timeout",
             LimitExceeded::Output { .. } => "output",
             LimitExceeded::Stack { .. } => "stack",
+            LimitExceeded::Cpu { .. } => "cpu",
         }
     }
 
@@ -107,7 +116,7 @@ impl LimitExceeded {
             LimitExceeded::Fuel { limit } | LimitExceeded::Memory { limit, .. } => limit,
             LimitExceeded::Output { limit } => limit,
             LimitExceeded::Table { limit } | LimitExceeded::Stack { limit } => limit as u64,
-            LimitExceeded::Timeout { limit } => {
+            LimitExceeded::Timeout { limit } | LimitExceeded::Cpu { limit } => {
                 u64::try_from(limit.as_millis()).unwrap_or(u64::MAX)
             }
         }

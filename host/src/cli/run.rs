@@ -10,6 +10,7 @@ use crate::manifest::{self, FindError, ManifestError, ToolSpec};
 use crate::outcome::{CallError, Outcome, Output, Usage};
 use crate::policy::{self, PolicyError};
 use crate::sandbox::{EventSink, HostEvent, LogLevel, SandboxIo, Sink, Stdin};
+use crate::shim;
 use clap::Args;
 use serde_json::{Value, json};
 use std::io::{Read, Write};
@@ -49,6 +50,21 @@ pub struct RunArgs {
     /// consumed, peak memory, wall time), instead of the plain output.
     #[arg(long, help_heading = "Output")]
     pub json: bool,
+
+    /// Run shell, Python and external tools even where Landlock, the pids
+    /// cgroup or a network namespace is unavailable (says so loudly).
+    #[arg(long = "allow-weaker-sandbox", help_heading = "Subprocess tools")]
+    pub allow_weaker_sandbox: bool,
+
+    /// Allow an interpreter for shell/Python tools: NAME=/absolute/path
+    /// (repeatable; bash, sh and python3 are found in /usr/bin, /bin,
+    /// /usr/local/bin by default, never through PATH).
+    #[arg(
+        long = "interpreter",
+        value_name = "NAME=PATH",
+        help_heading = "Subprocess tools"
+    )]
+    pub interpreter: Vec<String>,
 
     #[command(flatten)]
     #[allow(missing_docs)]
@@ -100,16 +116,9 @@ pub enum RunError {
     /// Bad `--input`/`--param`/arguments.
     #[error("{0}")]
     Input(String),
-    /// A tool kind this build cannot run yet.
-    #[error(
-        "tool `{tool}` is a `{kind}` tool; running shell, python and external tools needs the subprocess shim, which this build does not include"
-    )]
-    Unsupported {
-        /// The tool.
-        tool: String,
-        /// Its kind.
-        kind: String,
-    },
+    /// A subprocess tool was refused before it started.
+    #[error(transparent)]
+    Shim(#[from] shim::ShimError),
     /// The call itself failed.
     #[error(transparent)]
     Call(#[from] CallError),
@@ -135,6 +144,8 @@ impl RunError {
             RunError::Load { .. } => "invalid-wasm",
             RunError::Call(CallError::Tool { .. }) => "tool-error",
             RunError::Call(CallError::Limit { .. }) => "limit-exceeded",
+            RunError::Shim(shim::ShimError::HashMismatch { .. }) => "hash-mismatch",
+            RunError::Shim(shim::ShimError::Weaker { .. }) => "weaker-sandbox",
             RunError::Call(CallError::Trap { .. }) => "trap",
             RunError::Call(CallError::Link { .. }) => "link",
             RunError::Call(_) => "call",
@@ -197,29 +208,60 @@ pub async fn run(args: RunArgs) -> u8 {
         })
     };
 
-    let prepared = match prepare(&args, events) {
-        Ok(p) => p,
+    let target = match resolve_target(&args.plugin, &args.manifests) {
+        Ok(t) => t,
         Err(e) => return report_error(&args, &e),
     };
-    let Prepared {
-        engine,
-        plugin,
-        policy,
-        input,
-        io,
-    } = prepared;
-    let (stdout, stderr) = (io.stdout.clone(), io.stderr.clone());
-    let outcome = invoke::invoke(&engine, &plugin, &policy, io, &input).await;
+    let (subject, outcome, stdout, stderr) = match target {
+        Target::Manifest(spec) if !spec.executable.kind.is_wasm() => {
+            match run_shim(&args, &spec, &events).await {
+                Ok((subject, outcome)) => (subject, outcome, None, None),
+                Err(e) => return report_error(&args, &e),
+            }
+        }
+        target => {
+            let prepared = match prepare(&args, target, events) {
+                Ok(p) => p,
+                Err(e) => return report_error(&args, &e),
+            };
+            let Prepared {
+                engine,
+                plugin,
+                policy,
+                input,
+                io,
+            } = prepared;
+            let (stdout, stderr) = (io.stdout.clone(), io.stderr.clone());
+            let outcome = invoke::invoke(&engine, &plugin, &policy, io, &input).await;
+            let subject = json!({
+                "tool": plugin.name,
+                "kind": plugin.kind,
+                "digest": plugin.loaded.digest,
+                "compile": {
+                    "cache": plugin.loaded.cache,
+                    "load_time_ms": plugin.loaded.load_time.as_secs_f64() * 1000.0,
+                },
+            });
+            (subject, outcome, Some(stdout), Some(stderr))
+        }
+    };
 
     if args.json {
         let logs = collected.lock().map(|c| c.logs.clone()).unwrap_or_default();
-        let envelope = envelope(&plugin, &outcome, &stdout, &stderr, logs);
+        let envelope = envelope(subject, &outcome, stdout.as_ref(), stderr.as_ref(), logs);
         print_json(&envelope);
     }
     match outcome.result {
         Ok(Output::Tool(json)) => {
             if !args.json {
                 print_stdout(&json);
+            }
+            exit::SUCCESS
+        }
+        Ok(Output::Text(text)) => {
+            if !args.json {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
             }
             exit::SUCCESS
         }
@@ -234,16 +276,49 @@ pub async fn run(args: RunArgs) -> u8 {
     }
 }
 
-fn prepare(args: &RunArgs, events: EventSink) -> Result<Prepared, RunError> {
-    let target = resolve_target(&args.plugin, &args.manifests)?;
+/// Runs a shell, Python or external tool through the subprocess shim.
+async fn run_shim(
+    args: &RunArgs,
+    spec: &ToolSpec,
+    events: &EventSink,
+) -> Result<(Value, Outcome), RunError> {
+    if !args.args.is_empty() {
+        return Err(RunError::Input(format!(
+            "`{}` is a tool: it takes JSON input (--input or --param), not arguments after --",
+            spec.name
+        )));
+    }
+    let grants = args.grants.grants(&args.limits);
+    let policy = policy::resolve(spec.name.as_str(), Some(spec), &grants, |k| {
+        std::env::var(k).ok()
+    })?;
+    let input = build_input(args, Some(&spec.parameters))?;
+    let mut interpreters = shim::Interpreters::system();
+    for i in &args.interpreter {
+        let (name, path) = i.split_once('=').ok_or_else(|| {
+            RunError::Input(format!("--interpreter {i}: write NAME=/absolute/path"))
+        })?;
+        interpreters = interpreters
+            .with(name, Path::new(path))
+            .map_err(RunError::Input)?;
+    }
+    let options = shim::ShimOptions {
+        interpreters,
+        allow_weaker_sandbox: args.allow_weaker_sandbox,
+        ..shim::ShimOptions::default()
+    };
+    let outcome = shim::run(spec, &policy, &input, &options, events).await?;
+    let subject = json!({
+        "tool": spec.name,
+        "kind": spec.executable.kind,
+        "digest": spec.executable.sha256,
+    });
+    Ok((subject, outcome))
+}
+
+fn prepare(args: &RunArgs, target: Target, events: EventSink) -> Result<Prepared, RunError> {
     let (spec, wasm_path) = match target {
         Target::Manifest(spec) => {
-            if !spec.executable.kind.is_wasm() {
-                return Err(RunError::Unsupported {
-                    tool: spec.name.to_string(),
-                    kind: spec.executable.kind.to_string(),
-                });
-            }
             let path = spec.executable.path.clone();
             (Some(*spec), path)
         }
@@ -526,17 +601,23 @@ fn check_input(schema: &Value, value: &Value) -> Result<(), String> {
 }
 
 fn envelope(
-    plugin: &Plugin,
+    subject: Value,
     outcome: &Outcome,
-    stdout: &Sink,
-    stderr: &Sink,
+    stdout: Option<&Sink>,
+    stderr: Option<&Sink>,
     logs: Vec<Value>,
 ) -> Value {
-    let text = |s: &Sink| String::from_utf8_lossy(&s.contents()).into_owned();
+    let text = |s: Option<&Sink>| s.map(|s| String::from_utf8_lossy(&s.contents()).into_owned());
     let (ok, output, exit_code, error) = match &outcome.result {
         Ok(Output::Tool(json)) => (
             true,
             serde_json::from_str(json).unwrap_or(Value::Null),
+            exit::SUCCESS as i32,
+            Value::Null,
+        ),
+        Ok(Output::Text(t)) => (
+            true,
+            Value::String(t.clone()),
             exit::SUCCESS as i32,
             Value::Null,
         ),
@@ -551,10 +632,7 @@ fn envelope(
             )
         }
     };
-    json!({
-        "tool": plugin.name,
-        "kind": plugin.kind,
-        "digest": plugin.loaded.digest,
+    let mut v = json!({
         "ok": ok,
         "output": output,
         "exit_code": exit_code,
@@ -563,11 +641,11 @@ fn envelope(
         "stderr": text(stderr),
         "logs": logs,
         "usage": usage_json(&outcome.usage),
-        "compile": {
-            "cache": plugin.loaded.cache,
-            "load_time_ms": plugin.loaded.load_time.as_secs_f64() * 1000.0,
-        },
-    })
+    });
+    if let (Some(obj), Value::Object(extra)) = (v.as_object_mut(), subject) {
+        obj.extend(extra);
+    }
+    v
 }
 
 fn usage_json(u: &Usage) -> Value {

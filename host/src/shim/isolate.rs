@@ -1,0 +1,396 @@
+//! Isolation of a subprocess tree, prepared in the parent before fork and
+//! applied in the child between fork and exec: Landlock (files, TCP ports,
+//! signals), a private network namespace, rlimits, `no_new_privs`, a pids
+//! cgroup that holds even for root, and death with the parent.
+//!
+//! Everything that allocates or can fail for ordinary reasons happens before
+//! fork; the child only makes system calls, so a failure there aborts the
+//! spawn (fail closed) instead of running the tool with less isolation.
+
+use landlock::{
+    ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, PathBeneath, PathFd,
+    Ruleset, RulesetAttr, RulesetCreated, RulesetCreatedAttr, Scope,
+};
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+/// The Landlock ABI the rules are written for; older kernels get what they
+/// support (best effort), kernels without Landlock are refused unless the
+/// operator accepts a weaker sandbox.
+const TARGET_ABI: ABI = ABI::V6;
+
+/// What a tool's process tree may touch.
+#[derive(Debug, Clone, Default)]
+pub struct FsRules {
+    /// Read (and list) only.
+    pub read: Vec<PathBuf>,
+    /// Read and execute (interpreters, shared libraries, programs).
+    pub read_exec: Vec<PathBuf>,
+    /// Read, write, create and delete.
+    pub read_write: Vec<PathBuf>,
+    /// TCP ports the tree may connect to; `None` means any (only used
+    /// inside a network namespace or with network granted).
+    pub connect_ports: Option<Vec<u16>>,
+}
+
+/// Kernel support found on this machine, checked before each spawn.
+#[derive(Debug, Clone, Copy)]
+pub struct Support {
+    /// Landlock ABI version (0: none).
+    pub landlock_abi: i32,
+}
+
+impl Support {
+    /// Probes the kernel.
+    pub fn probe() -> Support {
+        // SAFETY: the documented version query: no pointers are read.
+        let v = unsafe {
+            libc::syscall(
+                libc::SYS_landlock_create_ruleset,
+                std::ptr::null::<libc::c_void>(),
+                0usize,
+                1u32, // LANDLOCK_CREATE_RULESET_VERSION
+            )
+        };
+        Support {
+            landlock_abi: if v < 0 { 0 } else { v as i32 },
+        }
+    }
+}
+
+/// Builds the Landlock ruleset (in the parent).
+///
+/// # Errors
+///
+/// A message naming the path or rule that could not be added.
+pub fn landlock_ruleset(rules: &FsRules) -> Result<RulesetCreated, String> {
+    let abi = TARGET_ABI;
+    let read = AccessFs::from_read(abi);
+    let all = AccessFs::from_all(abi);
+    let mut ruleset = Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(all)
+        .map_err(|e| format!("landlock: {e}"))?
+        .handle_access(AccessNet::from_all(abi))
+        .map_err(|e| format!("landlock: {e}"))?
+        .scope(Scope::from_all(abi))
+        .map_err(|e| format!("landlock: {e}"))?
+        .create()
+        .map_err(|e| format!("landlock: {e}"))?;
+    let mut add = |paths: &[PathBuf], access: landlock::BitFlags<AccessFs>| -> Result<(), String> {
+        for p in paths {
+            let fd = match PathFd::new(p) {
+                Ok(fd) => fd,
+                // A system directory this distribution does not have.
+                Err(_) if !p.exists() => continue,
+                Err(e) => return Err(format!("landlock: {}: {e}", p.display())),
+            };
+            // Files take only file rights; directories take all.
+            let access = if p.is_dir() {
+                access
+            } else {
+                access & AccessFs::from_file(abi)
+            };
+            let taken = std::mem::replace(&mut ruleset, placeholder()?);
+            ruleset = taken
+                .add_rule(PathBeneath::new(fd, access))
+                .map_err(|e| format!("landlock: {}: {e}", p.display()))?;
+        }
+        Ok(())
+    };
+    add(&rules.read, read & !AccessFs::Execute)?;
+    add(&rules.read_exec, read)?;
+    add(&rules.read_write, all)?;
+    if let Some(ports) = &rules.connect_ports {
+        for &port in ports {
+            let taken = std::mem::replace(&mut ruleset, placeholder()?);
+            ruleset = taken
+                .add_rule(NetPort::new(port, AccessNet::ConnectTcp))
+                .map_err(|e| format!("landlock: port {port}: {e}"))?;
+        }
+    }
+    Ok(ruleset)
+}
+
+/// An empty ruleset to swap in while a real one is being extended by value.
+fn placeholder() -> Result<RulesetCreated, String> {
+    Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(AccessFs::Execute)
+        .and_then(|r| r.create())
+        .map_err(|e| format!("landlock: {e}"))
+}
+
+/// A pids cgroup holding one call's process tree.
+pub struct PidsCgroup {
+    dir: PathBuf,
+    procs: File,
+    v2: bool,
+}
+
+impl PidsCgroup {
+    /// Creates `toka/<name>` under the pids controller (cgroup v2 when it
+    /// offers `pids`, else v1) with `pids.max = max`.
+    ///
+    /// # Errors
+    ///
+    /// A message saying why no pids cgroup can be made here.
+    pub fn create(name: &str, max: u32) -> Result<PidsCgroup, String> {
+        let (parent, v2) = pids_root().ok_or_else(|| {
+            "no cgroup with the pids controller is mounted (looked for cgroup v2 with `pids` in cgroup.subtree_control, then /sys/fs/cgroup/pids)".to_string()
+        })?;
+        let toka = parent.join("toka");
+        std::fs::create_dir_all(&toka)
+            .map_err(|e| format!("cannot create {}: {e}", toka.display()))?;
+        if v2 {
+            // Children of `toka` must get the pids controller too.
+            let _ = std::fs::write(toka.join("cgroup.subtree_control"), "+pids");
+        }
+        let dir = toka.join(name);
+        std::fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let cg = PidsCgroup {
+            procs: File::options()
+                .write(true)
+                .open(dir.join("cgroup.procs"))
+                .map_err(|e| format!("cannot open {}/cgroup.procs: {e}", dir.display()))?,
+            dir,
+            v2,
+        };
+        std::fs::write(cg.dir.join("pids.max"), max.to_string())
+            .map_err(|e| format!("cannot set {}/pids.max: {e}", cg.dir.display()))?;
+        Ok(cg)
+    }
+
+    /// The raw fd of `cgroup.procs`, for the child to join with.
+    pub fn procs_fd(&self) -> i32 {
+        self.procs.as_raw_fd()
+    }
+
+    /// The pids in the cgroup now.
+    pub fn pids(&self) -> Vec<i32> {
+        std::fs::read_to_string(self.dir.join("cgroup.procs"))
+            .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Kills every process in the cgroup, reaps them (the host is their
+    /// subreaper, see [`become_subreaper`]) except `main`, whose status its
+    /// own waiter collects, and removes the cgroup.
+    pub fn kill_all(self, main: i32) {
+        if self.v2 {
+            let _ = std::fs::write(self.dir.join("cgroup.kill"), "1");
+        }
+        // v1 has no cgroup.kill, and a tree can fork while being killed:
+        // repeat until the cgroup is empty.
+        let mut seen = Vec::new();
+        for _ in 0..1000 {
+            let pids = self.pids();
+            if pids.is_empty() {
+                break;
+            }
+            for &pid in &pids {
+                // SAFETY: a plain syscall on a pid read from our own cgroup.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+                if pid != main && !seen.contains(&pid) {
+                    seen.push(pid);
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        reap(seen);
+        for _ in 0..200 {
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+}
+
+/// Makes this process the subreaper of its descendants, so that processes a
+/// tool leaves behind become our children when their parent dies, and can
+/// be reaped instead of lingering as zombies under init.
+pub fn become_subreaper() {
+    // SAFETY: sets a flag on this process; no pointers.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+}
+
+/// Main processes of calls in flight: their waiters collect their status,
+/// so orphan reaping must leave them alone.
+static MAIN_PIDS: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
+
+/// Registers (or, with `false`, unregisters) a call's main process.
+pub fn track_main(pid: i32, active: bool) {
+    if let Ok(mut v) = MAIN_PIDS.lock() {
+        v.retain(|&p| p != pid);
+        if active {
+            v.push(pid);
+        }
+    }
+}
+
+/// Reaps zombies that were reparented to this process (as subreaper) and
+/// are not the main process of a call in flight.
+pub fn reap_orphans() {
+    // SAFETY: getpid cannot fail.
+    let me = unsafe { libc::getpid() };
+    let mains = MAIN_PIDS.lock().map(|v| v.clone()).unwrap_or_default();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        if mains.contains(&pid) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ..."; comm may hold spaces and parens.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let (state, ppid) = (
+            fields.next(),
+            fields.next().and_then(|p| p.parse::<i32>().ok()),
+        );
+        if state == Some("Z") && ppid == Some(me) {
+            // SAFETY: reaping a specific zombie child of ours.
+            unsafe {
+                libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG);
+            }
+        }
+    }
+}
+
+/// Waits for each of `pids` (killed already) to be gone: reaped by us once
+/// it has been reparented to us, or reaped by whoever else is its parent.
+pub fn reap(mut pids: Vec<i32>) {
+    for _ in 0..400 {
+        pids.retain(|&pid| {
+            // SAFETY: waiting on specific pids only, never -1, so concurrent
+            // calls' own waiters are not robbed.
+            let r = unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+            if r == pid {
+                return false;
+            }
+            // Not (yet) our child: pending while it still exists.
+            Path::new(&format!("/proc/{pid}")).exists()
+        });
+        if pids.is_empty() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+fn pids_root() -> Option<(PathBuf, bool)> {
+    for v2 in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
+        let root = Path::new(v2);
+        let controllers =
+            std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+        if controllers.split_whitespace().any(|c| c == "pids") {
+            let _ = std::fs::write(root.join("cgroup.subtree_control"), "+pids");
+            let enabled =
+                std::fs::read_to_string(root.join("cgroup.subtree_control")).unwrap_or_default();
+            if enabled.split_whitespace().any(|c| c == "pids") {
+                return Some((root.to_path_buf(), true));
+            }
+        }
+    }
+    let v1 = Path::new("/sys/fs/cgroup/pids");
+    v1.join("pids.max")
+        .exists()
+        .then(|| (v1.to_path_buf(), false))
+        .or_else(|| {
+            v1.join("cgroup.procs")
+                .exists()
+                .then(|| (v1.to_path_buf(), false))
+        })
+}
+
+/// Resource limits applied in the child.
+#[derive(Debug, Clone, Copy)]
+pub struct Rlimits {
+    /// CPU seconds.
+    pub cpu_secs: u64,
+    /// Address space bytes.
+    pub address_space: u64,
+    /// Largest file the tree may write.
+    pub file_size: u64,
+    /// Open files.
+    pub open_files: u64,
+    /// Processes (ineffective for root; the pids cgroup is what holds).
+    pub processes: u64,
+}
+
+/// What the child does between fork and exec. Holds only raw values and
+/// already-built objects; runs only system calls.
+pub struct ChildSetup {
+    /// Rlimits to set.
+    pub rlimits: Rlimits,
+    /// `cgroup.procs` to join, if any.
+    pub cgroup_procs_fd: Option<i32>,
+    /// Whether to enter a new, empty network namespace.
+    pub new_netns: bool,
+    /// The Landlock ruleset to enforce, if any.
+    pub landlock: Option<RulesetCreated>,
+}
+
+impl ChildSetup {
+    /// Runs in the child. Any error aborts the spawn.
+    pub fn apply(&mut self) -> std::io::Result<()> {
+        let last = std::io::Error::last_os_error;
+        // SAFETY: async-signal-safe system calls only, on values prepared
+        // before fork.
+        unsafe {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(last());
+            }
+            if let Some(fd) = self.cgroup_procs_fd {
+                // "0" moves the writing process into the cgroup.
+                if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(last());
+                }
+            }
+            let r = self.rlimits;
+            for (resource, value) in [
+                (libc::RLIMIT_CPU, r.cpu_secs),
+                (libc::RLIMIT_AS, r.address_space),
+                (libc::RLIMIT_FSIZE, r.file_size),
+                (libc::RLIMIT_NOFILE, r.open_files),
+                (libc::RLIMIT_NPROC, r.processes),
+                (libc::RLIMIT_CORE, 0),
+            ] {
+                let lim = libc::rlimit {
+                    rlim_cur: value,
+                    rlim_max: value,
+                };
+                if libc::setrlimit(resource, &lim) != 0 {
+                    return Err(last());
+                }
+            }
+            if self.new_netns && libc::unshare(libc::CLONE_NEWNET) != 0 {
+                return Err(last());
+            }
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                return Err(last());
+            }
+        }
+        if let Some(ruleset) = self.landlock.take() {
+            // No allocation on this path: report the OS error as is.
+            if ruleset.restrict_self().is_err() {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+}
