@@ -2,6 +2,7 @@
 //! structs of `Option`s, each mapped onto the library's types by one function.
 
 pub mod run;
+pub mod tools;
 
 pub use run::RunArgs;
 
@@ -38,7 +39,11 @@ pub enum Command {
     /// preview1 module. Nothing is granted unless a manifest asks for it and
     /// a flag grants it: no files, no environment, no network.
     #[command(after_help = run_after_help())]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
+
+    /// Work with tool manifests (vet and pin the files they run).
+    #[command(subcommand)]
+    Tools(tools::ToolsCommand),
 }
 
 fn run_after_help() -> String {

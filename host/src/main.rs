@@ -32,7 +32,8 @@ fn main() -> ExitCode {
     };
     let code = runtime.block_on(async {
         match cli.command {
-            Command::Run(args) => toka_host::cli::run::run(args).await,
+            Command::Run(args) => toka_host::cli::run::run(*args).await,
+            Command::Tools(cmd) => toka_host::cli::tools::run(cmd),
         }
     });
     // A guest may leave a read of the host's stdin pending on a blocking

@@ -515,10 +515,7 @@ fn validate(file: &Path, raw: RawManifest) -> Result<ToolSpec, ManifestError> {
                 return Err(ManifestError::invalid(
                     file,
                     "spec.executable.sha256",
-                    format!(
-                        "{} has digest {actual}, not the pinned {pin}; if the new file is intended, vet it and update sha256",
-                        exe_path.display()
-                    ),
+                    pin_mismatch(file, &exe_path, &actual, pin),
                 ));
             }
         }
@@ -705,6 +702,16 @@ fn resolve_dirs(
             }
         })
         .collect()
+}
+
+/// The message for a file whose digest is not the manifest's pin: both
+/// digests and the command that re-vets it.
+pub fn pin_mismatch(manifest: &Path, file: &Path, actual: &Sha256Hex, pin: &Sha256Hex) -> String {
+    format!(
+        "{} has sha256 {actual}, but the manifest pins {pin}; it changed since it was vetted: review it, then run `toka-host tools vet {} --write`",
+        file.display(),
+        manifest.display()
+    )
 }
 
 /// `path` without `.` components (`manifests/./data` reads as `manifests/data`).

@@ -145,11 +145,11 @@ impl Limits {
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     /// The manifest requires capabilities the operator did not grant.
-    #[error("tool `{tool}` requires {}, which {} not granted: {}; rerun with {} if you trust it with that",
+    #[error("tool `{tool}` requires {}, which {} not granted: {}; rerun with `{}` if you trust it with that",
         missing.iter().map(|m| format!("capability `{}`", m.capability)).collect::<Vec<_>>().join(" and "),
         if missing.len() == 1 { "is" } else { "are" },
         missing.iter().map(|m| format!("`{}` {}", m.capability, m.purpose)).collect::<Vec<_>>().join("; "),
-        missing.iter().map(|m| format!("`--grant {}`", m.capability)).collect::<Vec<_>>().join(" "))]
+        missing.iter().map(|m| format!("--grant {}", m.capability)).collect::<Vec<_>>().join(" "))]
     Denied {
         /// The tool.
         tool: String,

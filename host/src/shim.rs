@@ -123,7 +123,10 @@ impl Default for ShimOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum ShimError {
     /// The file differs from what was vetted.
-    #[error("tool `{tool}`: {} has sha256 {actual}, but the manifest pins {expected}; it changed since it was vetted. Review it, then run `toka-host tools vet {} --write`", path.display(), manifest.display())]
+    #[error(
+        "tool `{tool}`: {}",
+        crate::manifest::pin_mismatch(manifest, path, actual, expected)
+    )]
     HashMismatch {
         /// The tool.
         tool: String,

@@ -47,7 +47,9 @@ fn missing_things() {
         .run()
         .assert_code(127)
         .assert_stderr_has("no tool named `no-such-tool`")
-        .assert_stderr_has("available: date-validator, file-reader, hello");
+        .assert_stderr_has(
+            "available: date-validator, file-reader, hello, setup-toka-testing, validate-env",
+        );
     toka(["run", "missing.wasm"])
         .run()
         .assert_code(127)

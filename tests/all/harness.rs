@@ -16,6 +16,8 @@ pub struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
+    /// Largest resident set of the toka-host process seen while it ran, KiB.
+    pub peak_rss_kib: u64,
 }
 
 impl Run {
@@ -161,7 +163,17 @@ impl Toka {
             b
         });
         let start = Instant::now();
+        let status_file = format!("/proc/{}/status", child.id());
+        let mut peak_rss_kib = 0;
         let status = loop {
+            if let Ok(status) = std::fs::read_to_string(&status_file)
+                && let Some(kib) = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            {
+                peak_rss_kib = peak_rss_kib.max(kib);
+            }
             if let Some(s) = child.try_wait().expect("wait") {
                 break s;
             }
@@ -182,6 +194,7 @@ impl Toka {
             code: status.code().unwrap_or(-1),
             stdout,
             stderr,
+            peak_rss_kib,
         }
     }
 }

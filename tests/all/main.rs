@@ -9,4 +9,5 @@ mod harness;
 mod limits;
 mod manifest_ui;
 mod network;
+mod shim;
 mod tools;

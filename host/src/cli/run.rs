@@ -358,11 +358,7 @@ fn prepare(args: &RunArgs, target: Target, events: EventSink) -> Result<Prepared
             file: spec.manifest.clone(),
             line: None,
             field: "spec.executable.sha256".into(),
-            message: format!(
-                "{} has digest {}, not the pinned {pin}; if the new file is intended, vet it and update sha256",
-                wasm_path.display(),
-                loaded.digest
-            ),
+            message: manifest::pin_mismatch(&spec.manifest, &wasm_path, &loaded.digest, pin),
         }));
     }
     let plugin = Plugin::new(
