@@ -22,7 +22,7 @@ if ! command -v hyperfine >/dev/null; then
 fi
 
 scripts/build-plugins.sh
-cargo build --release --locked --quiet -p toka-host --example bare_embedder
+cargo build --release --locked --quiet -p toka-host --bins --example bare_embedder
 toka="$root/target/release/toka-host"
 bare="$root/target/release/examples/bare_embedder"
 work="$(mktemp -d)"

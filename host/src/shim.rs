@@ -366,6 +366,18 @@ pub async fn run(
         None
     };
 
+    let netns_fd = if network {
+        None
+    } else {
+        match isolate::empty_netns() {
+            Ok(fd) => Some(fd),
+            Err(why) => {
+                weaker(format!("the tool cannot be cut off the network ({why})"))?;
+                None
+            }
+        }
+    };
+
     static CALLS: AtomicU64 = AtomicU64::new(0);
     let cg_name = format!(
         "call-{}-{}",
@@ -392,7 +404,7 @@ pub async fn run(
             processes: u64::from(options.max_processes),
         },
         cgroup_procs_fd: cgroup.as_ref().map(PidsCgroup::procs_fd),
-        new_netns: !network,
+        netns_fd,
         landlock,
     };
 

@@ -78,7 +78,12 @@ pub fn landlock_ruleset(rules: &FsRules) -> Result<RulesetCreated, String> {
         .map_err(|e| format!("landlock: {e}"))?
         .create()
         .map_err(|e| format!("landlock: {e}"))?;
-    let mut add = |paths: &[PathBuf], access: landlock::BitFlags<AccessFs>| -> Result<(), String> {
+    let groups = [
+        (&rules.read, read & !AccessFs::Execute),
+        (&rules.read_exec, read),
+        (&rules.read_write, all),
+    ];
+    for (paths, access) in groups {
         for p in paths {
             let fd = match PathFd::new(p) {
                 Ok(fd) => fd,
@@ -92,34 +97,19 @@ pub fn landlock_ruleset(rules: &FsRules) -> Result<RulesetCreated, String> {
             } else {
                 access & AccessFs::from_file(abi)
             };
-            let taken = std::mem::replace(&mut ruleset, placeholder()?);
-            ruleset = taken
+            ruleset = ruleset
                 .add_rule(PathBeneath::new(fd, access))
                 .map_err(|e| format!("landlock: {}: {e}", p.display()))?;
         }
-        Ok(())
-    };
-    add(&rules.read, read & !AccessFs::Execute)?;
-    add(&rules.read_exec, read)?;
-    add(&rules.read_write, all)?;
+    }
     if let Some(ports) = &rules.connect_ports {
         for &port in ports {
-            let taken = std::mem::replace(&mut ruleset, placeholder()?);
-            ruleset = taken
+            ruleset = ruleset
                 .add_rule(NetPort::new(port, AccessNet::ConnectTcp))
                 .map_err(|e| format!("landlock: port {port}: {e}"))?;
         }
     }
     Ok(ruleset)
-}
-
-/// An empty ruleset to swap in while a real one is being extended by value.
-fn placeholder() -> Result<RulesetCreated, String> {
-    Ruleset::default()
-        .set_compatibility(CompatLevel::BestEffort)
-        .handle_access(AccessFs::Execute)
-        .and_then(|r| r.create())
-        .map_err(|e| format!("landlock: {e}"))
 }
 
 /// A pids cgroup holding one call's process tree.
@@ -235,38 +225,34 @@ pub fn track_main(pid: i32, active: bool) {
 }
 
 /// Reaps zombies that were reparented to this process (as subreaper) and
-/// are not the main process of a call in flight.
+/// are not the main process of a call in flight (whose waiter reaps it).
 pub fn reap_orphans() {
-    // SAFETY: getpid cannot fail.
-    let me = unsafe { libc::getpid() };
-    let mains = MAIN_PIDS.lock().map(|v| v.clone()).unwrap_or_default();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return;
-    };
-    for e in entries.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
-            continue;
+    loop {
+        // SAFETY: waitid with WNOWAIT only peeks at a waitable child; the
+        // info struct is a plain out-parameter.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let r = unsafe {
+            libc::waitid(
+                libc::P_ALL,
+                0,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
         };
-        if mains.contains(&pid) {
-            continue;
+        // SAFETY: si_pid is valid for the child states waitid reports.
+        let pid = unsafe { info.si_pid() };
+        if r != 0 || pid == 0 {
+            return;
         }
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            continue;
-        };
-        // "pid (comm) state ppid ..."; comm may hold spaces and parens.
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            continue;
-        };
-        let mut fields = rest.split_whitespace();
-        let (state, ppid) = (
-            fields.next(),
-            fields.next().and_then(|p| p.parse::<i32>().ok()),
-        );
-        if state == Some("Z") && ppid == Some(me) {
-            // SAFETY: reaping a specific zombie child of ours.
-            unsafe {
-                libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG);
-            }
+        let mains = MAIN_PIDS.lock().map(|v| v.clone()).unwrap_or_default();
+        if mains.contains(&pid) {
+            // Another call's main process: its waiter collects it; the rest
+            // wait for the next call's sweep.
+            return;
+        }
+        // SAFETY: reaping the specific zombie child just reported.
+        unsafe {
+            libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG);
         }
     }
 }
@@ -332,6 +318,49 @@ pub struct Rlimits {
     pub processes: u64,
 }
 
+/// Highest capability number to drop (the kernel's CAP_LAST_CAP is lower;
+/// dropping an unknown one fails with EINVAL, which is ignored).
+const CAP_LAST_CAP_MAX: u8 = 63;
+/// SECBIT_NOROOT | SECBIT_NO_SETUID_FIXUP | SECBIT_KEEP_CAPS_LOCKED and the
+/// lock bits of the first two: uid 0 gets no capabilities from exec, ever.
+const SECUREBITS_NO_ROOT: libc::c_ulong = 0x01 | 0x02 | 0x04 | 0x08 | 0x20;
+
+/// A network namespace with nothing in it (its loopback is down), made once
+/// per process and entered by every tool that has no network: entering an
+/// existing namespace costs a fraction of creating one per call. Tools
+/// cannot bring the loopback up (they have no capabilities), and Landlock
+/// scopes abstract sockets, so sharing it opens no channel between them.
+///
+/// # Errors
+///
+/// Why no namespace could be made (creating one needs CAP_SYS_ADMIN).
+pub fn empty_netns() -> Result<i32, String> {
+    static NETNS: std::sync::OnceLock<Result<std::os::fd::OwnedFd, String>> =
+        std::sync::OnceLock::new();
+    NETNS
+        .get_or_init(|| {
+            // A namespace is a per-thread attribute: make it in a thread of
+            // its own, keep a handle to it, and let the thread end.
+            std::thread::spawn(|| {
+                // SAFETY: unshare affects only this short-lived thread.
+                if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+                    return Err(format!(
+                        "cannot create a network namespace: {}",
+                        std::io::Error::last_os_error()
+                    ));
+                }
+                File::open("/proc/thread-self/ns/net")
+                    .map(std::os::fd::OwnedFd::from)
+                    .map_err(|e| format!("cannot open the new network namespace: {e}"))
+            })
+            .join()
+            .unwrap_or_else(|_| Err("the namespace thread panicked".into()))
+        })
+        .as_ref()
+        .map(|fd| fd.as_raw_fd())
+        .map_err(Clone::clone)
+}
+
 /// What the child does between fork and exec. Holds only raw values and
 /// already-built objects; runs only system calls.
 pub struct ChildSetup {
@@ -339,8 +368,9 @@ pub struct ChildSetup {
     pub rlimits: Rlimits,
     /// `cgroup.procs` to join, if any.
     pub cgroup_procs_fd: Option<i32>,
-    /// Whether to enter a new, empty network namespace.
-    pub new_netns: bool,
+    /// An empty network namespace to enter (see [`empty_netns`]), if the
+    /// tool has no network.
+    pub netns_fd: Option<i32>,
     /// The Landlock ruleset to enforce, if any.
     pub landlock: Option<RulesetCreated>,
 }
@@ -378,7 +408,33 @@ impl ChildSetup {
                     return Err(last());
                 }
             }
-            if self.new_netns && libc::unshare(libc::CLONE_NEWNET) != 0 {
+            if let Some(fd) = self.netns_fd
+                && libc::setns(fd, libc::CLONE_NEWNET) != 0
+            {
+                return Err(last());
+            }
+            // Root without capabilities: empty the bounding set and lock the
+            // securebits so that exec grants nothing back. Landlock confines
+            // files; this takes away module loading, raw I/O, mounts,
+            // network administration and the rest of what uid 0 could do.
+            for cap in 0..=libc::c_ulong::from(CAP_LAST_CAP_MAX) {
+                if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) != 0
+                    && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL)
+                {
+                    return Err(last());
+                }
+            }
+            if libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(last());
+            }
+            if libc::prctl(libc::PR_SET_SECUREBITS, SECUREBITS_NO_ROOT, 0, 0, 0) != 0 {
                 return Err(last());
             }
             if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {

@@ -1,0 +1,81 @@
+//! Benchmark: what the subprocess shim adds over a plain spawn of the same
+//! interpreter running the same script.
+//!
+//! `cargo run --release --example shim_overhead -- [ITERATIONS]` prints the
+//! median and p90 of both and of the difference. Runs as root (the pids
+//! cgroup and the network namespace need it), like the shim in production.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use toka_host::manifest;
+use toka_host::policy::{self, Grants};
+use toka_host::sandbox::EventSink;
+use toka_host::shim::{self, ShimOptions};
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort();
+    samples[((samples.len() - 1) as f64 * p).round() as usize]
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let iterations: usize = std::env::args()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(300);
+    let dir = tempfile::tempdir()?;
+    let script = dir.path().join("noop.sh");
+    std::fs::write(&script, "exit 0\n")?;
+    let digest = manifest::Sha256Hex::of(b"exit 0\n");
+    let manifest_path = dir.path().join("noop.yaml");
+    std::fs::write(
+        &manifest_path,
+        format!(
+            "metadata: {{ name: noop, version: 1.0.0, description: does nothing }}\n\
+             spec: {{ executable: {{ type: shell, interpreter: sh, path: noop.sh, sha256: {digest} }} }}\n"
+        ),
+    )?;
+    let spec = manifest::load(&manifest_path)?;
+    let policy = policy::resolve("noop", Some(&spec), &Grants::default(), |_| None)?;
+    let options = ShimOptions {
+        allow_weaker_sandbox: true,
+        ..ShimOptions::default()
+    };
+    let sh = options.interpreters.get("sh").ok_or("no sh")?.to_path_buf();
+    let events: EventSink = Arc::new(|_, _| {});
+
+    let plain = |script: &Path| {
+        let start = Instant::now();
+        let status = std::process::Command::new(&sh).arg(script).status();
+        assert!(status.map(|s| s.success()).unwrap_or(false));
+        start.elapsed()
+    };
+    // Warm up both paths (page cache, cgroup hierarchy).
+    for _ in 0..20 {
+        plain(&script);
+        shim::run(&spec, &policy, "{}", &options, &events).await?;
+    }
+    let mut base = Vec::with_capacity(iterations);
+    let mut shimmed = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        base.push(plain(&script));
+        let start = Instant::now();
+        let outcome = shim::run(&spec, &policy, "{}", &options, &events).await?;
+        shimmed.push(start.elapsed());
+        assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    }
+    let (b50, b90) = (percentile(&mut base, 0.5), percentile(&mut base, 0.9));
+    let (s50, s90) = (percentile(&mut shimmed, 0.5), percentile(&mut shimmed, 0.9));
+    println!("iterations: {iterations}");
+    println!(
+        "plain spawn of {} noop.sh: median {b50:?}, p90 {b90:?}",
+        sh.display()
+    );
+    println!("through the shim:              median {s50:?}, p90 {s90:?}");
+    println!(
+        "added by the shim:             median {:?}",
+        s50.saturating_sub(b50)
+    );
+    Ok(())
+}
