@@ -18,13 +18,14 @@ use crate::policy::Policy;
 use crate::sandbox::{EventSink, HostEvent, LogLevel, OutputBudget};
 use isolate::{ChildSetup, FsRules, PidsCgroup, Rlimits, Support};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 /// Where interpreters are looked for, once, in this order. Never `PATH`,
 /// never a version manager's shims.
@@ -261,7 +262,7 @@ pub async fn run(
     // copy, so swapping the file after the hash check changes nothing.
     let work = tempfile::Builder::new()
         .prefix("toka-shim-")
-        .tempdir()
+        .tempdir_in(work_root())
         .map_err(|e| spawn_err(format!("cannot create a work directory: {e}")))?;
     let file_name = exe
         .path
@@ -406,6 +407,7 @@ pub async fn run(
         cgroup_procs_fd: cgroup.as_ref().map(PidsCgroup::procs_fd),
         netns_fd,
         landlock,
+        last_cap: isolate::last_cap(),
     };
 
     let mut cmd = Command::new(&program);
@@ -448,22 +450,22 @@ pub async fn run(
     isolate::track_main(pid, true);
 
     let budget = OutputBudget::new(limits.output);
-    let (over_tx, mut over_rx) = tokio::sync::mpsc::channel::<()>(2);
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+    let over = Arc::new(tokio::sync::Notify::new());
+    let drain = |pipe: Option<std::io::Result<Box<dyn AsyncRead + Send + Unpin>>>| {
         let budget = budget.clone();
-        let over = over_tx.clone();
-        std::thread::spawn(move || {
+        let over = over.clone();
+        tokio::spawn(async move {
             let mut out = Vec::new();
-            let Some(mut pipe) = pipe else { return out };
-            let mut chunk = [0u8; 16 * 1024];
+            let Some(Ok(mut pipe)) = pipe else { return out };
+            let mut chunk = vec![0u8; 16 * 1024];
             loop {
-                match pipe.read(&mut chunk) {
+                match pipe.read(&mut chunk).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => match budget.charge(n) {
                         Ok(()) => out.extend_from_slice(&chunk[..n]),
                         Err(fits) => {
                             out.extend_from_slice(&chunk[..fits]);
-                            let _ = over.try_send(());
+                            over.notify_one();
                             break;
                         }
                     },
@@ -472,46 +474,31 @@ pub async fn run(
             out
         })
     };
-    let stdout_reader = drain(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let stderr_reader = drain(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    if let Some(mut stdin) = child.stdin.take() {
+    let stdout_reader = drain(child.stdout.take().map(|p| {
+        tokio::process::ChildStdout::from_std(p)
+            .map(|p| Box::new(p) as Box<dyn AsyncRead + Send + Unpin>)
+    }));
+    let stderr_reader = drain(child.stderr.take().map(|p| {
+        tokio::process::ChildStderr::from_std(p)
+            .map(|p| Box::new(p) as Box<dyn AsyncRead + Send + Unpin>)
+    }));
+    if let Some(Ok(mut stdin)) = child.stdin.take().map(tokio::process::ChildStdin::from_std) {
         let input = input.as_bytes().to_vec();
-        std::thread::spawn(move || {
-            let _ = stdin.write_all(&input);
+        tokio::spawn(async move {
+            let _ = stdin.write_all(&input).await;
         });
     }
-    let (wait_tx, wait_rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let mut status = 0;
-        // SAFETY: waiting on our own child; rusage is a plain out-struct.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        let _ = wait_tx.send((r, status, usage.ru_maxrss));
-    });
+    let exit = isolate::ExitWatch::new(pid);
 
     enum End {
-        Exited(i32, i64),
+        Exited,
         Timeout,
         Output,
     }
-    let mut wait_rx = wait_rx;
     let end = tokio::select! {
-        r = &mut wait_rx => match r {
-            Ok((_, status, maxrss)) => End::Exited(status, maxrss),
-            Err(_) => End::Timeout,
-        },
-        _ = tokio::time::sleep(limits.timeout) => End::Timeout,
-        _ = over_rx.recv() => End::Output,
+        () = exit.exited() => End::Exited,
+        () = tokio::time::sleep(limits.timeout) => End::Timeout,
+        () = over.notified() => End::Output,
     };
 
     // Whatever happened, nothing the tool started outlives the call: the
@@ -524,18 +511,19 @@ pub async fn run(
     unsafe {
         libc::killpg(pid, libc::SIGKILL);
     }
-    let (status, maxrss) = match end {
-        End::Exited(s, m) => (Some(s), m),
-        _ => match tokio::time::timeout(Duration::from_secs(5), wait_rx).await {
-            Ok(Ok((_, s, m))) => (Some(s), m),
-            _ => (None, 0),
-        },
+    if !matches!(end, End::Exited) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), exit.exited()).await;
+    }
+    let reaped = exit.reap();
+    let (status, maxrss) = match reaped {
+        Some((s, m)) => (Some(s), m),
+        None => (None, 0),
     };
     isolate::track_main(pid, false);
     isolate::reap_orphans();
     let wall_time = start.elapsed();
-    let stdout = stdout_reader.join().unwrap_or_default();
-    let stderr = stderr_reader.join().unwrap_or_default();
+    let stdout = stdout_reader.await.unwrap_or_default();
+    let stderr = stderr_reader.await.unwrap_or_default();
     for line in String::from_utf8_lossy(&stderr).lines() {
         (events)(
             &tool,
@@ -566,10 +554,10 @@ pub async fn run(
         (End::Output, _) => limit(LimitExceeded::Output {
             limit: limits.output,
         }),
-        (End::Exited(..), None) => limit(LimitExceeded::Timeout {
+        (End::Exited, None) => limit(LimitExceeded::Timeout {
             limit: limits.timeout,
         }),
-        (End::Exited(..), Some(s)) if libc::WIFEXITED(s) && libc::WEXITSTATUS(s) == 0 => {
+        (End::Exited, Some(s)) if libc::WIFEXITED(s) && libc::WEXITSTATUS(s) == 0 => {
             let text = String::from_utf8_lossy(&stdout).into_owned();
             match exe.output {
                 OutputFormat::Text => Ok(Output::Text(text)),
@@ -582,7 +570,7 @@ pub async fn run(
                 },
             }
         }
-        (End::Exited(..), Some(s)) if libc::WIFEXITED(s) => {
+        (End::Exited, Some(s)) if libc::WIFEXITED(s) => {
             let tail = tail(&stderr, 400);
             Err(CallError::Tool {
                 tool: tool.clone(),
@@ -598,7 +586,7 @@ pub async fn run(
                 ),
             })
         }
-        (End::Exited(..), Some(s)) => {
+        (End::Exited, Some(s)) => {
             let sig = libc::WTERMSIG(s);
             if sig == libc::SIGXCPU || (sig == libc::SIGKILL && wall_time.as_secs() >= cpu_secs) {
                 limit(LimitExceeded::Cpu {
@@ -621,6 +609,25 @@ pub async fn run(
         }
     };
     Ok(Outcome { result, usage })
+}
+
+/// Where per-call work directories go: `/dev/shm` (tmpfs: creating and
+/// removing a directory there costs a fraction of a disk filesystem) when it
+/// is a writable directory, else the system's temporary directory.
+fn work_root() -> PathBuf {
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let shm = Path::new("/dev/shm");
+        let writable = std::fs::metadata(shm)
+            .map(|m| m.is_dir() && m.permissions().mode() & 0o002 != 0)
+            .unwrap_or(false);
+        if writable {
+            shm.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        }
+    })
+    .clone()
 }
 
 /// Turns a JSON object into `--key value` arguments, sorted by key.

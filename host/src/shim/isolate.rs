@@ -318,8 +318,98 @@ pub struct Rlimits {
     pub processes: u64,
 }
 
-/// Highest capability number to drop (the kernel's CAP_LAST_CAP is lower;
-/// dropping an unknown one fails with EINVAL, which is ignored).
+/// Watches a child for exit without a thread: a pidfd that becomes
+/// readable when the process ends, then one `waitid` that reaps it and
+/// returns its resource usage.
+pub struct ExitWatch {
+    pid: i32,
+    pidfd: Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>>,
+}
+
+impl ExitWatch {
+    /// Starts watching `pid` (a child of this process).
+    pub fn new(pid: i32) -> ExitWatch {
+        // SAFETY: pidfd_open takes a pid and flags; the result is a new fd
+        // that we own.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        let pidfd = (fd >= 0)
+            .then(|| {
+                // SAFETY: `fd` was just returned to us and is owned by nobody else.
+                let owned = unsafe { std::os::fd::FromRawFd::from_raw_fd(fd as i32) };
+                // SAFETY: the AsyncFd owns the fd and nothing else closes or
+                // replaces it while registered.
+                unsafe {
+                    tokio::io::unix::AsyncFd::register_with_interest(
+                        owned,
+                        tokio::io::Interest::READABLE,
+                    )
+                }
+                .ok()
+            })
+            .flatten();
+        ExitWatch { pid, pidfd }
+    }
+
+    /// Resolves when the process has exited (it stays unreaped).
+    pub async fn exited(&self) {
+        match &self.pidfd {
+            Some(fd) => {
+                let _ = fd.readable().await;
+            }
+            // Kernels without pidfd (before 5.3): poll.
+            None => loop {
+                // SAFETY: a peek (WNOWAIT) at one specific child.
+                let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+                let r = unsafe {
+                    libc::waitid(
+                        libc::P_PID,
+                        self.pid as libc::id_t,
+                        &mut info,
+                        libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+                    )
+                };
+                // SAFETY: si_pid is set when waitid reports a child.
+                if r != 0 || unsafe { info.si_pid() } == self.pid {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            },
+        }
+    }
+
+    /// Reaps the exited process: its wait status (as `waitpid` encodes it)
+    /// and peak resident set in KiB; `None` if it is not reapable yet.
+    pub fn reap(&self) -> Option<(i32, i64)> {
+        // SAFETY: the raw waitid syscall takes a fifth, rusage argument;
+        // both out-structs are plain data.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_waitid,
+                libc::P_PID,
+                self.pid,
+                &mut info as *mut libc::siginfo_t,
+                libc::WEXITED | libc::WNOHANG,
+                &mut usage as *mut libc::rusage,
+            )
+        };
+        // SAFETY: si_pid/si_status are valid once waitid reported a child.
+        if r != 0 || unsafe { info.si_pid() } != self.pid {
+            return None;
+        }
+        let status = unsafe { info.si_status() };
+        let encoded = if info.si_code == libc::CLD_EXITED {
+            (status & 0xff) << 8
+        } else {
+            status & 0x7f
+        };
+        Some((encoded, usage.ru_maxrss))
+    }
+}
+
+/// Highest capability number there can be; dropping one the kernel does not
+/// know fails with EINVAL, which is ignored.
 const CAP_LAST_CAP_MAX: u8 = 63;
 /// SECBIT_NOROOT | SECBIT_NO_SETUID_FIXUP | SECBIT_KEEP_CAPS_LOCKED and the
 /// lock bits of the first two: uid 0 gets no capabilities from exec, ever.
@@ -373,6 +463,20 @@ pub struct ChildSetup {
     pub netns_fd: Option<i32>,
     /// The Landlock ruleset to enforce, if any.
     pub landlock: Option<RulesetCreated>,
+    /// The highest capability number of this kernel ([`last_cap`]).
+    pub last_cap: u8,
+}
+
+/// The kernel's highest capability number (`/proc/sys/kernel/cap_last_cap`),
+/// read once; 63 (all possible) if it cannot be read.
+pub fn last_cap() -> u8 {
+    static LAST: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+    *LAST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(CAP_LAST_CAP_MAX)
+    })
 }
 
 impl ChildSetup {
@@ -417,7 +521,7 @@ impl ChildSetup {
             // securebits so that exec grants nothing back. Landlock confines
             // files; this takes away module loading, raw I/O, mounts,
             // network administration and the rest of what uid 0 could do.
-            for cap in 0..=libc::c_ulong::from(CAP_LAST_CAP_MAX) {
+            for cap in 0..=libc::c_ulong::from(self.last_cap) {
                 if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) != 0
                     && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL)
                 {
