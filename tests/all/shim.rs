@@ -178,7 +178,8 @@ fn writes_only_inside_the_writable_dir() {
         "shell",
         "echo inside > \"$TOKA_WRITABLE_DIRS/inside.txt\" && echo wrote-inside\n\
          echo planted > \"$2\" && echo wrote-outside\n\
-         echo home > \"$HOME/scratch.txt\" && echo wrote-home\n",
+         echo home > \"$HOME/scratch.txt\" && echo wrote-home\n\
+         echo \"workdir=$TOKA_WORKDIR\"\n",
         "filesystem-write",
         &format!("{{ writable_paths: ['{}'] }}", writable.path().display()),
     );
@@ -199,6 +200,12 @@ fn writes_only_inside_the_writable_dir() {
         std::fs::read_to_string(writable.path().join("inside.txt")).expect("written"),
         "inside\n"
     );
+    let workdir = run
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("workdir="))
+        .expect("workdir printed");
+    assert!(!Path::new(workdir).exists(), "{workdir} was not removed");
     still_works();
 }
 
@@ -457,4 +464,31 @@ fn generated_manifests_are_current() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn external_binaries_run_from_their_vetted_copy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let echo = dir.path().join("echo");
+    std::fs::copy("/bin/echo", &echo).expect("copy /bin/echo");
+    let digest = sha256(&std::fs::read(&echo).expect("read"));
+    let manifest = dir.path().join("echo.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "metadata: {{ name: echo, version: 1.0.0, description: echoes }}\n\
+             spec: {{ executable: {{ type: external, path: echo, sha256: {digest} }} }}\n"
+        ),
+    )
+    .expect("write");
+    toka([
+        "run",
+        &manifest.display().to_string(),
+        "--param",
+        "word=$(id)",
+    ])
+    .run()
+    .assert_code(0)
+    .assert_stdout_has("--word $(id)");
+    still_works();
 }
