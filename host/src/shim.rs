@@ -11,21 +11,20 @@
 //! output, every process it left behind is killed and reaped.
 
 pub mod isolate;
+mod spawn;
 
-use crate::manifest::{ExecutableKind, OutputFormat, Sha256Hex, ToolSpec};
+use crate::manifest::{Capability, ExecutableKind, OutputFormat, Sha256Hex, ToolSpec};
 use crate::outcome::{CallError, LimitExceeded, Outcome, Output, ToolErrorKind, Usage};
 use crate::policy::Policy;
 use crate::sandbox::{EventSink, HostEvent, LogLevel, OutputBudget};
 use isolate::{ChildSetup, FsRules, PidsCgroup, Rlimits, Support};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Where interpreters are looked for, once, in this order. Never `PATH`,
 /// never a version manager's shims.
@@ -210,53 +209,27 @@ pub async fn run(
             actual,
         });
     }
-    let interpreter = match exe.kind {
-        ExecutableKind::Shell | ExecutableKind::Python => {
-            let name = exe.interpreter.clone().unwrap_or_else(|| {
-                if exe.kind == ExecutableKind::Python {
-                    "python3"
-                } else {
-                    "bash"
-                }
-                .to_string()
-            });
-            let path = options
-                .interpreters
-                .get(&name)
-                .ok_or_else(|| ShimError::Interpreter {
-                    tool: tool.clone(),
-                    name: name.clone(),
-                    allowed: options.interpreters.names().join(", "),
-                })?;
-            Some(path.to_path_buf())
-        }
-        _ => None,
-    };
+    let interpreter = interpreter_of(spec, options)?;
     let args = input_args(input)?;
-
     let weaker = |what: String| -> Result<(), ShimError> {
-        if options.allow_weaker_sandbox {
-            (events)(
-                &tool,
-                HostEvent::Log {
-                    level: LogLevel::Warn,
-                    message: &format!(
-                        "WEAKER SANDBOX: {what}; running anyway because --allow-weaker-sandbox was given"
-                    ),
-                },
-            );
-            Ok(())
-        } else {
-            Err(ShimError::Weaker {
+        if !options.allow_weaker_sandbox {
+            return Err(ShimError::Weaker {
                 tool: tool.clone(),
-                what: what.clone(),
-            })
+                what,
+            });
         }
+        let message = format!(
+            "WEAKER SANDBOX: {what}; running anyway because --allow-weaker-sandbox was given"
+        );
+        (events)(
+            &tool,
+            HostEvent::Log {
+                level: LogLevel::Warn,
+                message: &message,
+            },
+        );
+        Ok(())
     };
-    let support = Support::probe();
-    if support.landlock_abi == 0 {
-        weaker("this kernel does not offer Landlock, so file access cannot be confined".into())?;
-    }
 
     // A private directory holding the vetted bytes: the interpreter runs the
     // copy, so swapping the file after the hash check changes nothing.
@@ -264,109 +237,30 @@ pub async fn run(
         .prefix("toka-shim-")
         .tempdir_in(work_root())
         .map_err(|e| spawn_err(format!("cannot create a work directory: {e}")))?;
-    let file_name = exe
-        .path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_else(|| "tool".into());
-    let copy = work.path().join(&file_name);
+    let file_name = exe.path.file_name().unwrap_or_else(|| "tool".as_ref());
+    let copy = work.path().join(file_name);
+    let workdir = work.path().join("work");
     std::fs::write(&copy, &bytes)
         .and_then(|()| std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o500)))
-        .map_err(|e| spawn_err(format!("cannot copy the tool: {e}")))?;
-    let workdir = work.path().join("work");
-    std::fs::create_dir(&workdir)
-        .map_err(|e| spawn_err(format!("cannot create the work directory: {e}")))?;
+        .and_then(|()| std::fs::create_dir(&workdir))
+        .map_err(|e| spawn_err(format!("cannot prepare the work directory: {e}")))?;
 
-    let (program, mut argv) = match &interpreter {
-        Some(i) => (i.clone(), vec![copy.clone().into_os_string()]),
-        None => (copy.clone(), Vec::new()),
-    };
+    let program = interpreter.clone().unwrap_or_else(|| copy.clone());
+    let mut argv: Vec<std::ffi::OsString> = vec![program.clone().into_os_string()];
+    if interpreter.is_some() {
+        argv.push(copy.clone().into_os_string());
+    }
     argv.extend(args.into_iter().map(Into::into));
+    let env = tool_env(policy, &tool, &workdir);
 
-    let readonly: Vec<PathBuf> = policy
-        .preopens
-        .iter()
-        .filter(|p| !p.writable)
-        .map(|p| p.host.clone())
-        .collect();
-    let writable: Vec<PathBuf> = policy
-        .preopens
-        .iter()
-        .filter(|p| p.writable)
-        .map(|p| p.host.clone())
-        .collect();
-    let join = |v: &[PathBuf]| {
-        v.iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(":")
-    };
-    let mut env: Vec<(String, String)> = vec![
-        ("PATH".into(), TOOL_PATH.into()),
-        ("HOME".into(), workdir.display().to_string()),
-        ("TMPDIR".into(), workdir.display().to_string()),
-        ("LANG".into(), "C.UTF-8".into()),
-        ("TOKA_TOOL".into(), tool.clone()),
-        ("TOKA_WORKDIR".into(), workdir.display().to_string()),
-        ("TOKA_READONLY_DIRS".into(), join(&readonly)),
-        ("TOKA_WRITABLE_DIRS".into(), join(&writable)),
-    ];
-    for (k, v) in &policy.env {
-        env.retain(|(existing, _)| existing != k);
-        env.push((k.clone(), v.clone()));
-    }
-
-    let may_exec = policy
-        .capabilities
-        .contains(&crate::manifest::Capability::ProcessExecution);
-    let mut rules = FsRules::default();
-    for lib in ["/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/libexec"] {
-        rules.read_exec.push(lib.into());
-    }
-    if let Some(i) = &interpreter {
-        rules.read_exec.push(i.clone());
-        rules.read.push(copy.clone());
-    } else {
-        rules.read_exec.push(copy.clone());
-    }
-    if may_exec {
-        for dir in ["/usr", "/bin", "/sbin"] {
-            rules.read_exec.push(dir.into());
-        }
-    } else {
-        for dir in ["/usr", "/bin", "/sbin"] {
-            rules.read.push(dir.into());
-        }
-    }
-    for f in [
-        "/etc/ld.so.cache",
-        "/etc/ld.so.conf",
-        "/etc/ld.so.conf.d",
-        "/etc/localtime",
-        "/etc/alternatives",
-        "/dev/urandom",
-        "/dev/random",
-    ] {
-        rules.read.push(f.into());
-    }
-    rules.read.extend(readonly.iter().cloned());
-    rules.read_write.push(workdir.clone());
-    rules.read_write.extend(writable.iter().cloned());
-    rules.read_write.push("/dev/null".into());
-    rules.read_write.push("/dev/zero".into());
     let network = !policy.network.rules.is_empty();
-    rules.connect_ports = if network {
-        let ports: Option<Vec<u16>> = policy.network.rules.iter().map(|r| r.port).collect();
-        ports
-    } else {
-        Some(Vec::new())
-    };
-    let landlock = if support.landlock_abi > 0 {
+    let landlock = if Support::probe().landlock_abi > 0 {
+        let rules = fs_rules(policy, interpreter.as_deref(), &copy, &workdir);
         Some(isolate::landlock_ruleset(&rules).map_err(spawn_err)?)
     } else {
+        weaker("this kernel does not offer Landlock, so file access cannot be confined".into())?;
         None
     };
-
     let netns_fd = if network {
         None
     } else {
@@ -378,7 +272,6 @@ pub async fn run(
             }
         }
     };
-
     static CALLS: AtomicU64 = AtomicU64::new(0);
     let cg_name = format!(
         "call-{}-{}",
@@ -396,7 +289,7 @@ pub async fn run(
     let limits = policy.limits;
     let cpu_share = f64::from(limits.cpu_percent.unwrap_or(100)) / 100.0;
     let cpu_secs = (limits.timeout.as_secs_f64() * cpu_share).ceil().max(1.0) as u64;
-    let setup = ChildSetup {
+    let mut setup = ChildSetup {
         rlimits: Rlimits {
             cpu_secs,
             address_space: limits.memory.max(64 << 20),
@@ -410,121 +303,26 @@ pub async fn run(
         last_cap: isolate::last_cap(),
     };
 
-    let mut cmd = Command::new(&program);
-    cmd.args(&argv)
-        .env_clear()
-        .envs(env)
-        .current_dir(&workdir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut setup = Some(setup);
-    // SAFETY: the closure runs in the forked child before exec and only
-    // makes system calls on values prepared above (see `ChildSetup::apply`).
-    unsafe {
-        cmd.pre_exec(move || match setup.as_mut() {
-            Some(s) => s.apply(),
-            None => Err(std::io::Error::from_raw_os_error(libc::EINVAL)),
-        });
-    }
-
     static SUBREAPER: std::sync::Once = std::sync::Once::new();
     SUBREAPER.call_once(isolate::become_subreaper);
+    let argv: Vec<&std::ffi::OsStr> = argv.iter().map(|a| a.as_os_str()).collect();
     let start = Instant::now();
-    let mut child = match cmd.spawn() {
+    let child = match spawn::spawn(&program, &argv, &env, &workdir, &mut setup) {
         Ok(c) => c,
         Err(e) => {
             if let Some(cg) = cgroup {
                 cg.kill_all(0);
             }
             let hint = if e.raw_os_error() == Some(libc::EPERM) {
-                " (creating a network namespace or a cgroup needs root or CAP_SYS_ADMIN)"
+                " (entering a network namespace, a cgroup or Landlock needs root or CAP_SYS_ADMIN)"
             } else {
                 ""
             };
             return Err(spawn_err(format!("{e}{hint}")));
         }
     };
-    let pid = child.id() as i32;
-    isolate::track_main(pid, true);
-
-    let budget = OutputBudget::new(limits.output);
-    let over = Arc::new(tokio::sync::Notify::new());
-    let drain = |pipe: Option<std::io::Result<Box<dyn AsyncRead + Send + Unpin>>>| {
-        let budget = budget.clone();
-        let over = over.clone();
-        tokio::spawn(async move {
-            let mut out = Vec::new();
-            let Some(Ok(mut pipe)) = pipe else { return out };
-            let mut chunk = vec![0u8; 16 * 1024];
-            loop {
-                match pipe.read(&mut chunk).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => match budget.charge(n) {
-                        Ok(()) => out.extend_from_slice(&chunk[..n]),
-                        Err(fits) => {
-                            out.extend_from_slice(&chunk[..fits]);
-                            over.notify_one();
-                            break;
-                        }
-                    },
-                }
-            }
-            out
-        })
-    };
-    let stdout_reader = drain(child.stdout.take().map(|p| {
-        tokio::process::ChildStdout::from_std(p)
-            .map(|p| Box::new(p) as Box<dyn AsyncRead + Send + Unpin>)
-    }));
-    let stderr_reader = drain(child.stderr.take().map(|p| {
-        tokio::process::ChildStderr::from_std(p)
-            .map(|p| Box::new(p) as Box<dyn AsyncRead + Send + Unpin>)
-    }));
-    if let Some(Ok(mut stdin)) = child.stdin.take().map(tokio::process::ChildStdin::from_std) {
-        let input = input.as_bytes().to_vec();
-        tokio::spawn(async move {
-            let _ = stdin.write_all(&input).await;
-        });
-    }
-    let exit = isolate::ExitWatch::new(pid);
-
-    enum End {
-        Exited,
-        Timeout,
-        Output,
-    }
-    let end = tokio::select! {
-        () = exit.exited() => End::Exited,
-        () = tokio::time::sleep(limits.timeout) => End::Timeout,
-        () = over.notified() => End::Output,
-    };
-
-    // Whatever happened, nothing the tool started outlives the call: the
-    // cgroup holds the whole tree (even what left the process group), and
-    // the process group is the fallback where there is no cgroup.
-    if let Some(cg) = cgroup {
-        cg.kill_all(pid);
-    }
-    // SAFETY: the group id is the child's pid (process_group(0)).
-    unsafe {
-        libc::killpg(pid, libc::SIGKILL);
-    }
-    if !matches!(end, End::Exited) {
-        let _ = tokio::time::timeout(Duration::from_secs(5), exit.exited()).await;
-    }
-    let reaped = exit.reap();
-    let (status, maxrss) = match reaped {
-        Some((s, m)) => (Some(s), m),
-        None => (None, 0),
-    };
-    isolate::track_main(pid, false);
-    isolate::reap_orphans();
-    let wall_time = start.elapsed();
-    let stdout = stdout_reader.await.unwrap_or_default();
-    let stderr = stderr_reader.await.unwrap_or_default();
-    for line in String::from_utf8_lossy(&stderr).lines() {
+    let run = supervise(child, input, limits.timeout, limits.output, cgroup).await;
+    for line in String::from_utf8_lossy(&run.stderr).lines() {
         (events)(
             &tool,
             HostEvent::Log {
@@ -537,78 +335,284 @@ pub async fn run(
 
     let usage = Usage {
         fuel_consumed: 0,
-        peak_memory: u64::try_from(maxrss).unwrap_or(0).saturating_mul(1024),
-        wall_time,
-        output_bytes: budget.used(),
+        peak_memory: u64::try_from(run.max_rss_kib)
+            .unwrap_or(0)
+            .saturating_mul(1024),
+        wall_time: start.elapsed(),
+        output_bytes: run.output_bytes,
     };
+    let result = result_of(&tool, exe.output, &run, limits, cpu_secs, usage.wall_time);
+    Ok(Outcome { result, usage })
+}
+
+/// The allowlisted interpreter a shell or Python tool runs with.
+fn interpreter_of(spec: &ToolSpec, options: &ShimOptions) -> Result<Option<PathBuf>, ShimError> {
+    let exe = &spec.executable;
+    let default = match exe.kind {
+        ExecutableKind::Shell => "bash",
+        ExecutableKind::Python => "python3",
+        _ => return Ok(None),
+    };
+    let name = exe.interpreter.as_deref().unwrap_or(default);
+    options
+        .interpreters
+        .get(name)
+        .map(|p| Some(p.to_path_buf()))
+        .ok_or_else(|| ShimError::Interpreter {
+            tool: spec.name.to_string(),
+            name: name.to_string(),
+            allowed: options.interpreters.names().join(", "),
+        })
+}
+
+/// The tool's whole environment: a fixed base, then the policy's variables.
+fn tool_env(policy: &Policy, tool: &str, workdir: &Path) -> Vec<(String, String)> {
+    let dirs = |writable: bool| {
+        policy
+            .preopens
+            .iter()
+            .filter(|p| p.writable == writable)
+            .map(|p| p.host.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    let workdir = workdir.display().to_string();
+    let mut env: Vec<(String, String)> = vec![
+        ("PATH".into(), TOOL_PATH.into()),
+        ("HOME".into(), workdir.clone()),
+        ("TMPDIR".into(), workdir.clone()),
+        ("LANG".into(), "C.UTF-8".into()),
+        ("TOKA_TOOL".into(), tool.into()),
+        ("TOKA_WORKDIR".into(), workdir),
+        ("TOKA_READONLY_DIRS".into(), dirs(false)),
+        ("TOKA_WRITABLE_DIRS".into(), dirs(true)),
+    ];
+    for (k, v) in &policy.env {
+        env.retain(|(existing, _)| existing != k);
+        env.push((k.clone(), v.clone()));
+    }
+    env
+}
+
+/// What the tool's process tree may touch: system libraries (read and
+/// execute), its interpreter, programs only with `process-execution`, the
+/// granted directories, its work directory, and the null devices.
+fn fs_rules(policy: &Policy, interpreter: Option<&Path>, copy: &Path, workdir: &Path) -> FsRules {
+    let mut rules = FsRules::default();
+    let system: Vec<PathBuf> = ["/usr", "/bin", "/sbin"].map(PathBuf::from).into();
+    rules.read_exec = ["/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/libexec"]
+        .map(PathBuf::from)
+        .into();
+    match interpreter {
+        Some(i) => {
+            rules.read_exec.push(i.to_path_buf());
+            rules.read.push(copy.to_path_buf());
+        }
+        None => rules.read_exec.push(copy.to_path_buf()),
+    }
+    if policy.capabilities.contains(&Capability::ProcessExecution) {
+        rules.read_exec.extend(system);
+    } else {
+        rules.read.extend(system);
+    }
+    rules.read.extend(
+        [
+            "/etc/ld.so.cache",
+            "/etc/ld.so.conf",
+            "/etc/ld.so.conf.d",
+            "/etc/localtime",
+            "/etc/alternatives",
+            "/dev/urandom",
+            "/dev/random",
+        ]
+        .map(PathBuf::from),
+    );
+    for p in &policy.preopens {
+        if p.writable {
+            rules.read_write.push(p.host.clone());
+        } else {
+            rules.read.push(p.host.clone());
+        }
+    }
+    rules.read_write.extend([
+        workdir.to_path_buf(),
+        "/dev/null".into(),
+        "/dev/zero".into(),
+    ]);
+    // No network: nothing (and the namespace is empty anyway). Network: the
+    // granted ports, or any port when a grant allows any.
+    rules.connect_ports = if policy.network.rules.is_empty() {
+        Some(Vec::new())
+    } else {
+        policy.network.rules.iter().map(|r| r.port).collect()
+    };
+    rules
+}
+
+/// How a supervised run ended.
+enum End {
+    Exited,
+    Timeout,
+    Output,
+}
+
+/// What [`supervise`] saw.
+struct Supervised {
+    end: End,
+    /// `waitpid`-encoded status, if the process could be reaped.
+    status: Option<i32>,
+    max_rss_kib: i64,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    output_bytes: u64,
+}
+
+/// Feeds `input` to the child, drains its output within `output_limit`,
+/// waits for it within `timeout`, then kills and reaps everything it left.
+async fn supervise(
+    child: spawn::Spawned,
+    input: &str,
+    timeout: Duration,
+    output_limit: u64,
+    cgroup: Option<PidsCgroup>,
+) -> Supervised {
+    let pid = child.pid;
+    isolate::track_main(pid, true);
+    let budget = OutputBudget::new(output_limit);
+    let over = Arc::new(tokio::sync::Notify::new());
+    let drain = |fd| {
+        let budget = budget.clone();
+        let over = over.clone();
+        let pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(fd);
+        tokio::spawn(async move {
+            let mut out = Vec::new();
+            let Ok(mut pipe) = pipe else { return out };
+            let mut chunk = vec![0u8; 16 * 1024];
+            while let Ok(n @ 1..) = pipe.read(&mut chunk).await {
+                if let Err(fits) = budget.charge(n) {
+                    out.extend_from_slice(&chunk[..fits]);
+                    over.notify_one();
+                    break;
+                }
+                out.extend_from_slice(&chunk[..n]);
+            }
+            out
+        })
+    };
+    let stdout = drain(child.stdout);
+    let stderr = drain(child.stderr);
+    if let Ok(mut stdin) = tokio::net::unix::pipe::Sender::from_owned_fd(child.stdin) {
+        let input = input.as_bytes().to_vec();
+        tokio::spawn(async move {
+            let _ = stdin.write_all(&input).await;
+        });
+    }
+    let exit = isolate::ExitWatch::new(pid);
+    let end = tokio::select! {
+        () = exit.exited() => End::Exited,
+        () = tokio::time::sleep(timeout) => End::Timeout,
+        () = over.notified() => End::Output,
+    };
+
+    // Whatever happened, nothing the tool started outlives the call: the
+    // cgroup holds the whole tree (even what left the process group), and
+    // the process group is the fallback where there is no cgroup.
+    if let Some(cg) = cgroup {
+        cg.kill_all(pid);
+    }
+    // SAFETY: the group id is the child's pid (it called setpgid(0, 0)).
+    unsafe {
+        libc::killpg(pid, libc::SIGKILL);
+    }
+    if !matches!(end, End::Exited) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), exit.exited()).await;
+    }
+    let (status, max_rss_kib) = match exit.reap() {
+        Some((s, m)) => (Some(s), m),
+        None => (None, 0),
+    };
+    isolate::track_main(pid, false);
+    isolate::reap_orphans();
+    Supervised {
+        end,
+        status,
+        max_rss_kib,
+        stdout: stdout.await.unwrap_or_default(),
+        stderr: stderr.await.unwrap_or_default(),
+        output_bytes: budget.used(),
+    }
+}
+
+/// The call's result from how the process ended.
+fn result_of(
+    tool: &str,
+    format: OutputFormat,
+    run: &Supervised,
+    limits: crate::policy::Limits,
+    cpu_secs: u64,
+    wall_time: Duration,
+) -> Result<Output, CallError> {
     let limit = |limit| {
         Err(CallError::Limit {
-            tool: tool.clone(),
+            tool: tool.to_string(),
             limit,
         })
     };
-    let result = match (end, status) {
-        (End::Timeout, _) => limit(LimitExceeded::Timeout {
-            limit: limits.timeout,
-        }),
-        (End::Output, _) => limit(LimitExceeded::Output {
-            limit: limits.output,
-        }),
-        (End::Exited, None) => limit(LimitExceeded::Timeout {
-            limit: limits.timeout,
-        }),
-        (End::Exited, Some(s)) if libc::WIFEXITED(s) && libc::WEXITSTATUS(s) == 0 => {
-            let text = String::from_utf8_lossy(&stdout).into_owned();
-            match exe.output {
-                OutputFormat::Text => Ok(Output::Text(text)),
-                OutputFormat::Json => match serde_json::from_str::<serde_json::Value>(&text) {
-                    Ok(v) => Ok(Output::Tool(v.to_string())),
-                    Err(e) => Err(CallError::BadResult {
-                        tool: tool.clone(),
-                        message: e.to_string(),
-                    }),
-                },
-            }
+    let status = match (&run.end, run.status) {
+        (End::Timeout, _) | (End::Exited, None) => {
+            return limit(LimitExceeded::Timeout {
+                limit: limits.timeout,
+            });
         }
-        (End::Exited, Some(s)) if libc::WIFEXITED(s) => {
-            let tail = tail(&stderr, 400);
-            Err(CallError::Tool {
-                tool: tool.clone(),
-                kind: ToolErrorKind::Failed,
-                message: format!(
-                    "exited with code {}{}",
-                    libc::WEXITSTATUS(s),
-                    if tail.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {tail}")
-                    }
-                ),
-            })
+        (End::Output, _) => {
+            return limit(LimitExceeded::Output {
+                limit: limits.output,
+            });
         }
-        (End::Exited, Some(s)) => {
-            let sig = libc::WTERMSIG(s);
-            if sig == libc::SIGXCPU || (sig == libc::SIGKILL && wall_time.as_secs() >= cpu_secs) {
-                limit(LimitExceeded::Cpu {
-                    limit: Duration::from_secs(cpu_secs),
-                })
-            } else {
-                Err(CallError::Trap {
-                    tool: tool.clone(),
-                    message: format!(
-                        "killed by signal {sig}{}",
-                        match sig {
-                            libc::SIGSEGV => " (SIGSEGV: it crashed, or hit the memory limit)",
-                            libc::SIGABRT => " (SIGABRT)",
-                            libc::SIGKILL => " (SIGKILL)",
-                            _ => "",
-                        }
-                    ),
-                })
-            }
-        }
+        (End::Exited, Some(s)) => s,
     };
-    Ok(Outcome { result, usage })
+    if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+        let text = String::from_utf8_lossy(&run.stdout).into_owned();
+        return match format {
+            OutputFormat::Text => Ok(Output::Text(text)),
+            OutputFormat::Json => serde_json::from_str::<serde_json::Value>(&text)
+                .map(|v| Output::Tool(v.to_string()))
+                .map_err(|e| CallError::BadResult {
+                    tool: tool.to_string(),
+                    message: e.to_string(),
+                }),
+        };
+    }
+    if libc::WIFEXITED(status) {
+        let tail = tail(&run.stderr, 400);
+        let tail = if tail.is_empty() {
+            tail
+        } else {
+            format!(": {tail}")
+        };
+        return Err(CallError::Tool {
+            tool: tool.to_string(),
+            kind: ToolErrorKind::Failed,
+            message: format!("exited with code {}{tail}", libc::WEXITSTATUS(status)),
+        });
+    }
+    let sig = libc::WTERMSIG(status);
+    // RLIMIT_CPU sends SIGXCPU at the limit (soft and hard are equal).
+    if sig == libc::SIGXCPU || (sig == libc::SIGKILL && wall_time.as_secs() >= cpu_secs) {
+        return limit(LimitExceeded::Cpu {
+            limit: Duration::from_secs(cpu_secs),
+        });
+    }
+    let what = match sig {
+        libc::SIGSEGV => " (SIGSEGV: it crashed, or hit the memory limit)",
+        libc::SIGABRT => " (SIGABRT)",
+        libc::SIGKILL => " (SIGKILL)",
+        _ => "",
+    };
+    Err(CallError::Trap {
+        tool: tool.to_string(),
+        message: format!("killed by signal {sig}{what}"),
+    })
 }
 
 /// Where per-call work directories go: `/dev/shm` (tmpfs: creating and
