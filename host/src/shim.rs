@@ -480,9 +480,11 @@ async fn supervise(
     isolate::track_main(pid, true);
     let budget = OutputBudget::new(output_limit);
     let over = Arc::new(tokio::sync::Notify::new());
+    let overran = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let drain = |fd| {
         let budget = budget.clone();
         let over = over.clone();
+        let overran = overran.clone();
         let pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(fd);
         tokio::spawn(async move {
             let mut out = Vec::new();
@@ -491,6 +493,7 @@ async fn supervise(
             while let Ok(n @ 1..) = pipe.read(&mut chunk).await {
                 if let Err(fits) = budget.charge(n) {
                     out.extend_from_slice(&chunk[..fits]);
+                    overran.store(true, Ordering::Relaxed);
                     over.notify_one();
                     break;
                 }
@@ -508,11 +511,20 @@ async fn supervise(
         });
     }
     let exit = isolate::ExitWatch::new(pid);
-    let end = tokio::select! {
+    let mut end = tokio::select! {
+        biased;
+        () = over.notified() => End::Output,
         () = exit.exited() => End::Exited,
         () = tokio::time::sleep(timeout) => End::Timeout,
-        () = over.notified() => End::Output,
     };
+    // A flood that stops being read dies of a broken pipe, which can look
+    // like an ordinary exit: the overrun is what ended it.
+    if budget.used() >= budget.limit()
+        && matches!(end, End::Exited)
+        && overran.load(Ordering::Relaxed)
+    {
+        end = End::Output;
+    }
 
     // Whatever happened, nothing the tool started outlives the call: the
     // cgroup holds the whole tree (even what left the process group), and
