@@ -83,23 +83,27 @@ pub fn landlock_ruleset(rules: &FsRules) -> Result<RulesetCreated, String> {
         (&rules.read_exec, read),
         (&rules.read_write, all),
     ];
+    let system = system_fds();
     for (paths, access) in groups {
         for p in paths {
-            let fd = match PathFd::new(p) {
-                Ok(fd) => fd,
-                // A system directory this distribution does not have.
-                Err(_) if !p.exists() => continue,
-                Err(e) => return Err(format!("landlock: {}: {e}", p.display())),
-            };
             // Files take only file rights; directories take all.
-            let access = if p.is_dir() {
-                access
-            } else {
-                access & AccessFs::from_file(abi)
+            let narrow = |is_dir: bool| {
+                if is_dir {
+                    access
+                } else {
+                    access & AccessFs::from_file(abi)
+                }
             };
-            ruleset = ruleset
-                .add_rule(PathBeneath::new(fd, access))
-                .map_err(|e| format!("landlock: {}: {e}", p.display()))?;
+            let added = match system.get(p.as_path()) {
+                Some(None) => continue,
+                Some(Some((fd, is_dir))) => ruleset.add_rule(PathBeneath::new(fd, narrow(*is_dir))),
+                None => match PathFd::new(p) {
+                    Ok(fd) => ruleset.add_rule(PathBeneath::new(fd, narrow(p.is_dir()))),
+                    Err(_) if !p.exists() => continue,
+                    Err(e) => return Err(format!("landlock: {}: {e}", p.display())),
+                },
+            };
+            ruleset = added.map_err(|e| format!("landlock: {}: {e}", p.display()))?;
         }
     }
     if let Some(ports) = &rules.connect_ports {
@@ -110,6 +114,45 @@ pub fn landlock_ruleset(rules: &FsRules) -> Result<RulesetCreated, String> {
         }
     }
     Ok(ruleset)
+}
+
+/// System paths every call's rules name, opened once: (fd, is a directory),
+/// or `None` where this system does not have the path. Per-call paths
+/// (grants, work directories) are opened per call, so a replaced directory
+/// is never granted through a stale handle.
+pub const SYSTEM_PATHS: [&str; 17] = [
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib64",
+    "/usr/lib",
+    "/usr/lib64",
+    "/usr/libexec",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/localtime",
+    "/etc/alternatives",
+    "/dev/urandom",
+    "/dev/random",
+    "/dev/null",
+    "/dev/zero",
+];
+
+fn system_fds() -> &'static std::collections::HashMap<&'static Path, Option<(PathFd, bool)>> {
+    static FDS: std::sync::OnceLock<
+        std::collections::HashMap<&'static Path, Option<(PathFd, bool)>>,
+    > = std::sync::OnceLock::new();
+    FDS.get_or_init(|| {
+        SYSTEM_PATHS
+            .iter()
+            .map(|p| {
+                let path = Path::new(*p);
+                (path, PathFd::new(path).ok().map(|fd| (fd, path.is_dir())))
+            })
+            .collect()
+    })
 }
 
 /// A pids cgroup holding one call's process tree.
@@ -127,16 +170,7 @@ impl PidsCgroup {
     ///
     /// A message saying why no pids cgroup can be made here.
     pub fn create(name: &str, max: u32) -> Result<PidsCgroup, String> {
-        let (parent, v2) = pids_root().ok_or_else(|| {
-            "no cgroup with the pids controller is mounted (looked for cgroup v2 with `pids` in cgroup.subtree_control, then /sys/fs/cgroup/pids)".to_string()
-        })?;
-        let toka = parent.join("toka");
-        std::fs::create_dir_all(&toka)
-            .map_err(|e| format!("cannot create {}: {e}", toka.display()))?;
-        if v2 {
-            // Children of `toka` must get the pids controller too.
-            let _ = std::fs::write(toka.join("cgroup.subtree_control"), "+pids");
-        }
+        let (toka, v2) = toka_cgroup()?;
         let dir = toka.join(name);
         std::fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let cg = PidsCgroup {
@@ -276,6 +310,26 @@ pub fn reap(mut pids: Vec<i32>) {
         }
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
+}
+
+/// The `toka` cgroup under the pids controller (made once per process),
+/// and whether it is cgroup v2.
+fn toka_cgroup() -> Result<(PathBuf, bool), String> {
+    static ROOT: std::sync::OnceLock<Result<(PathBuf, bool), String>> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let (parent, v2) = pids_root().ok_or_else(|| {
+            "no cgroup with the pids controller is mounted (looked for cgroup v2 with `pids` in cgroup.subtree_control, then /sys/fs/cgroup/pids)".to_string()
+        })?;
+        let toka = parent.join("toka");
+        std::fs::create_dir_all(&toka)
+            .map_err(|e| format!("cannot create {}: {e}", toka.display()))?;
+        if v2 {
+            // Children of `toka` must get the pids controller too.
+            let _ = std::fs::write(toka.join("cgroup.subtree_control"), "+pids");
+        }
+        Ok((toka, v2))
+    })
+    .clone()
 }
 
 fn pids_root() -> Option<(PathBuf, bool)> {
