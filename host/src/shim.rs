@@ -17,7 +17,7 @@ use crate::manifest::{Capability, ExecutableKind, OutputFormat, Sha256Hex, ToolS
 use crate::outcome::{CallError, LimitExceeded, Outcome, Output, ToolErrorKind, Usage};
 use crate::policy::Policy;
 use crate::sandbox::{EventSink, HostEvent, LogLevel, OutputBudget};
-use isolate::{ChildSetup, FsRules, PidsCgroup, Rlimits, Support};
+use isolate::{ChildSetup, FsRules, PidsCgroup, Rlimits, Support, system};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -399,10 +399,8 @@ fn tool_env(policy: &Policy, tool: &str, workdir: &Path) -> Vec<(String, String)
 /// granted directories, its work directory, and the null devices.
 fn fs_rules(policy: &Policy, interpreter: Option<&Path>, copy: &Path, workdir: &Path) -> FsRules {
     let mut rules = FsRules::default();
-    let system: Vec<PathBuf> = ["/usr", "/bin", "/sbin"].map(PathBuf::from).into();
-    rules.read_exec = ["/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/libexec"]
-        .map(PathBuf::from)
-        .into();
+    let programs = system::PROGRAMS.map(PathBuf::from);
+    rules.read_exec = system::LIBRARIES.map(PathBuf::from).into();
     match interpreter {
         Some(i) => {
             rules.read_exec.push(i.to_path_buf());
@@ -411,22 +409,11 @@ fn fs_rules(policy: &Policy, interpreter: Option<&Path>, copy: &Path, workdir: &
         None => rules.read_exec.push(copy.to_path_buf()),
     }
     if policy.capabilities.contains(&Capability::ProcessExecution) {
-        rules.read_exec.extend(system);
+        rules.read_exec.extend(programs);
     } else {
-        rules.read.extend(system);
+        rules.read.extend(programs);
     }
-    rules.read.extend(
-        [
-            "/etc/ld.so.cache",
-            "/etc/ld.so.conf",
-            "/etc/ld.so.conf.d",
-            "/etc/localtime",
-            "/etc/alternatives",
-            "/dev/urandom",
-            "/dev/random",
-        ]
-        .map(PathBuf::from),
-    );
+    rules.read.extend(system::READ.map(PathBuf::from));
     for p in &policy.preopens {
         if p.writable {
             rules.read_write.push(p.host.clone());
@@ -434,11 +421,8 @@ fn fs_rules(policy: &Policy, interpreter: Option<&Path>, copy: &Path, workdir: &
             rules.read.push(p.host.clone());
         }
     }
-    rules.read_write.extend([
-        workdir.to_path_buf(),
-        "/dev/null".into(),
-        "/dev/zero".into(),
-    ]);
+    rules.read_write.push(workdir.to_path_buf());
+    rules.read_write.extend(system::DEVICES.map(PathBuf::from));
     // No network: nothing (and the namespace is empty anyway). Network: the
     // granted ports, or any port when a grant allows any.
     rules.connect_ports = if policy.network.rules.is_empty() {

@@ -116,37 +116,41 @@ pub fn landlock_ruleset(rules: &FsRules) -> Result<RulesetCreated, String> {
     Ok(ruleset)
 }
 
-/// System paths every call's rules name, opened once: (fd, is a directory),
+pub mod system {
+    //! The system paths every tool's rules name.
+
+    /// Shared libraries and the dynamic loader: read and execute.
+    pub const LIBRARIES: [&str; 5] = ["/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/libexec"];
+    /// Programs: executable only with `process-execution`, else read-only.
+    pub const PROGRAMS: [&str; 3] = ["/usr", "/bin", "/sbin"];
+    /// What the loader and common runtimes read: read-only.
+    pub const READ: [&str; 7] = [
+        "/etc/ld.so.cache",
+        "/etc/ld.so.conf",
+        "/etc/ld.so.conf.d",
+        "/etc/localtime",
+        "/etc/alternatives",
+        "/dev/urandom",
+        "/dev/random",
+    ];
+    /// The null devices: read and write.
+    pub const DEVICES: [&str; 2] = ["/dev/null", "/dev/zero"];
+}
+
+/// Handles to the [`system`] paths, opened once: (fd, is a directory),
 /// or `None` where this system does not have the path. Per-call paths
 /// (grants, work directories) are opened per call, so a replaced directory
 /// is never granted through a stale handle.
-pub const SYSTEM_PATHS: [&str; 17] = [
-    "/usr",
-    "/bin",
-    "/sbin",
-    "/lib",
-    "/lib64",
-    "/usr/lib",
-    "/usr/lib64",
-    "/usr/libexec",
-    "/etc/ld.so.cache",
-    "/etc/ld.so.conf",
-    "/etc/ld.so.conf.d",
-    "/etc/localtime",
-    "/etc/alternatives",
-    "/dev/urandom",
-    "/dev/random",
-    "/dev/null",
-    "/dev/zero",
-];
-
 fn system_fds() -> &'static std::collections::HashMap<&'static Path, Option<(PathFd, bool)>> {
     static FDS: std::sync::OnceLock<
         std::collections::HashMap<&'static Path, Option<(PathFd, bool)>>,
     > = std::sync::OnceLock::new();
     FDS.get_or_init(|| {
-        SYSTEM_PATHS
+        system::LIBRARIES
             .iter()
+            .chain(&system::PROGRAMS)
+            .chain(&system::READ)
+            .chain(&system::DEVICES)
             .map(|p| {
                 let path = Path::new(*p);
                 (path, PathFd::new(path).ok().map(|fd| (fd, path.is_dir())))
