@@ -10,6 +10,7 @@
 //! pids cgroup ([`isolate`]). When the tool exits, times out or floods its
 //! output, every process it left behind is killed and reaped.
 
+mod connect_filter;
 pub mod isolate;
 mod spawn;
 
@@ -286,6 +287,31 @@ pub async fn run(
         }
     };
 
+    // With network: only the granted (address, port) pairs, enforced by the
+    // kernel for the whole tree (Landlock alone could only filter ports).
+    let allows_anything = policy
+        .network
+        .rules
+        .iter()
+        .any(|r| r.ip.is_none() && r.port.is_none());
+    let filter = if network && !allows_anything {
+        let made = match cgroup.as_ref().and_then(PidsCgroup::v2_dir) {
+            Some(dir) => connect_filter::ConnectFilter::attach_to(dir, &policy.network.rules),
+            None => connect_filter::ConnectFilter::create(&cg_name, &policy.network.rules),
+        };
+        match made {
+            Ok(f) => Some(f),
+            Err(why) => {
+                weaker(format!(
+                    "connections cannot be limited to allowed_hosts ({why})"
+                ))?;
+                None
+            }
+        }
+    } else {
+        None
+    };
+
     let limits = policy.limits;
     let cpu_share = f64::from(limits.cpu_percent.unwrap_or(100)) / 100.0;
     let cpu_secs = (limits.timeout.as_secs_f64() * cpu_share).ceil().max(1.0) as u64;
@@ -297,7 +323,12 @@ pub async fn run(
             open_files: 256,
             processes: u64::from(options.max_processes),
         },
-        cgroup_procs_fd: cgroup.as_ref().map(PidsCgroup::procs_fd),
+        cgroup_procs_fds: [
+            cgroup.as_ref().map(PidsCgroup::procs_fd),
+            filter
+                .as_ref()
+                .and_then(connect_filter::ConnectFilter::procs_fd),
+        ],
         netns_fd,
         landlock,
         last_cap: isolate::last_cap(),
@@ -331,7 +362,7 @@ pub async fn run(
             },
         );
     }
-    drop(work);
+    drop((work, filter));
 
     let usage = Usage {
         fuel_consumed: 0,

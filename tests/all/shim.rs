@@ -210,16 +210,34 @@ fn writes_only_inside_the_writable_dir() {
 }
 
 #[test]
-fn network_is_off_unless_granted() {
+fn network_is_off_unless_granted_and_then_only_to_allowed_hosts() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.set_nonblocking(true).expect("nonblocking");
     let port = listener.local_addr().expect("addr").port();
-    let script =
-        "if exec 3<>\"/dev/tcp/127.0.0.1/$2\"; then echo connected; else echo refused; fi\n";
+    // Same port, another loopback address: not granted.
+    let other_host = std::net::TcpListener::bind(("127.0.0.2", port)).expect("bind 127.0.0.2");
+    other_host.set_nonblocking(true).expect("nonblocking");
+    let script = "if exec 3<>\"/dev/tcp/$2/$4\"; then echo connected; else echo refused; fi\n";
+    let connect = |tool: &Tool, grant: bool, host: &str, port: u16| {
+        let mut args = vec![
+            "--param".to_string(),
+            format!("host={host}"),
+            "--param".into(),
+            format!("port={port}"),
+        ];
+        if grant {
+            args.extend(["--grant".to_string(), "network-access".to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = tool.run(&args);
+        run.assert_code(0);
+        run.stdout.trim().to_string()
+    };
+    let would_block = |l: &std::net::TcpListener| matches!(l.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+
     let closed = Tool::new("shell", script, "", "{}");
-    let run = closed.run(&["--param", &format!("port={port}")]);
-    run.assert_code(0).assert_stdout_has("refused");
-    assert!(matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock));
+    assert_eq!(connect(&closed, false, "127.0.0.1", port), "refused");
+    assert!(would_block(&listener));
 
     let open = Tool::new(
         "shell",
@@ -227,25 +245,15 @@ fn network_is_off_unless_granted() {
         "network-access",
         &format!("{{ allow_network: true, allowed_hosts: ['127.0.0.1:{port}'] }}"),
     );
-    open.run(&[
-        "--grant",
-        "network-access",
-        "--param",
-        &format!("port={port}"),
-    ])
-    .assert_code(0)
-    .assert_stdout_has("connected");
-    // Another port stays closed even with network granted.
-    let other = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let other_port = other.local_addr().expect("addr").port();
-    open.run(&[
-        "--grant",
-        "network-access",
-        "--param",
-        &format!("port={other_port}"),
-    ])
-    .assert_code(0)
-    .assert_stdout_has("refused");
+    assert_eq!(connect(&open, true, "127.0.0.1", port), "connected");
+    assert!(listener.accept().is_ok(), "the granted connection arrived");
+    // The granted port on another host, and another port on the granted
+    // host, stay closed.
+    assert_eq!(connect(&open, true, "127.0.0.2", port), "refused");
+    assert!(would_block(&other_host));
+    let other_port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let other_port = other_port.local_addr().expect("addr").port();
+    assert_eq!(connect(&open, true, "127.0.0.1", other_port), "refused");
     still_works();
 }
 

@@ -190,6 +190,12 @@ impl PidsCgroup {
         Ok(cg)
     }
 
+    /// The cgroup's directory when it is a cgroup v2 (which can also carry
+    /// the connect filter).
+    pub fn v2_dir(&self) -> Option<&Path> {
+        self.v2.then_some(self.dir.as_path())
+    }
+
     /// The raw fd of `cgroup.procs`, for the child to join with.
     pub fn procs_fd(&self) -> i32 {
         self.procs.as_raw_fd()
@@ -514,8 +520,9 @@ pub fn empty_netns() -> Result<i32, String> {
 pub struct ChildSetup {
     /// Rlimits to set.
     pub rlimits: Rlimits,
-    /// `cgroup.procs` to join, if any.
-    pub cgroup_procs_fd: Option<i32>,
+    /// `cgroup.procs` files to join: the pids cgroup and, for tools with
+    /// network, the connect filter's cgroup v2.
+    pub cgroup_procs_fds: [Option<i32>; 2],
     /// An empty network namespace to enter (see [`empty_netns`]), if the
     /// tool has no network.
     pub netns_fd: Option<i32>,
@@ -547,7 +554,7 @@ impl ChildSetup {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                 return Err(last());
             }
-            if let Some(fd) = self.cgroup_procs_fd {
+            for fd in self.cgroup_procs_fds.into_iter().flatten() {
                 // "0" moves the writing process into the cgroup.
                 if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
                     return Err(last());
