@@ -500,3 +500,20 @@ fn external_binaries_run_from_their_vetted_copy() {
     .assert_stdout_has("--word $(id)");
     still_works();
 }
+
+#[test]
+fn without_landlock_the_tool_is_refused_unless_the_operator_accepts_less() {
+    let t = Tool::new("shell", "echo ran\n", "", "{}");
+    toka(["run", &t.path()])
+        .env("TOKA_SIMULATE_NO_LANDLOCK", "1")
+        .run()
+        .assert_code(125)
+        .assert_stderr_has("does not offer Landlock")
+        .assert_stderr_has("--allow-weaker-sandbox");
+    toka(["run", &t.path(), "--allow-weaker-sandbox"])
+        .env("TOKA_SIMULATE_NO_LANDLOCK", "1")
+        .run()
+        .assert_code(0)
+        .assert_stdout_has("ran")
+        .assert_stderr_has("WEAKER SANDBOX");
+}

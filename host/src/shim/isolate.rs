@@ -42,8 +42,14 @@ pub struct Support {
 }
 
 impl Support {
-    /// Probes the kernel.
+    /// Probes the kernel. `TOKA_SIMULATE_NO_LANDLOCK=1` makes it report no
+    /// Landlock, so that the refusal (and `--allow-weaker-sandbox`) can be
+    /// exercised on a kernel that has it; it can only make the host refuse
+    /// more.
     pub fn probe() -> Support {
+        if std::env::var_os("TOKA_SIMULATE_NO_LANDLOCK").is_some_and(|v| v == "1") {
+            return Support { landlock_abi: 0 };
+        }
         // SAFETY: the documented version query: no pointers are read.
         let v = unsafe {
             libc::syscall(
