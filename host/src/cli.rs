@@ -41,7 +41,8 @@ pub enum Command {
     #[command(after_help = run_after_help())]
     Run(Box<RunArgs>),
 
-    /// Work with tool manifests (vet and pin the files they run).
+    /// Work with the tools of a manifests directory: list, show, validate,
+    /// call, vet.
     #[command(subcommand)]
     Tools(tools::ToolsCommand),
 }
@@ -126,6 +127,13 @@ pub struct EngineArgs {
     /// Compile every time; read and write no cache.
     #[arg(long = "no-cache", conflicts_with = "cache_dir")]
     pub no_cache: bool,
+}
+
+/// Prints a line on stdout; a closed pipe (`| head`) is not an error.
+pub(crate) fn print_line(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
 
 fn parse_env(s: &str) -> Result<EnvGrant, String> {

@@ -15,6 +15,7 @@ pub mod invoke;
 pub mod manifest;
 pub mod outcome;
 pub mod policy;
+pub mod registry;
 pub mod sandbox;
 pub mod shim;
 pub mod units;

@@ -33,7 +33,7 @@ fn main() -> ExitCode {
     let code = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => toka_host::cli::run::run(*args).await,
-            Command::Tools(cmd) => toka_host::cli::tools::run(cmd),
+            Command::Tools(cmd) => toka_host::cli::tools::run(cmd).await,
         }
     });
     // A guest may leave a read of the host's stdin pending on a blocking

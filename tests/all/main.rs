@@ -9,5 +9,6 @@ mod harness;
 mod limits;
 mod manifest_ui;
 mod network;
+mod registry;
 mod shim;
 mod tools;

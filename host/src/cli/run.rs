@@ -254,7 +254,7 @@ pub async fn run(args: RunArgs) -> u8 {
     match outcome.result {
         Ok(Output::Tool(json)) => {
             if !args.json {
-                print_stdout(&json);
+                super::print_line(&json);
             }
             exit::SUCCESS
         }
@@ -680,13 +680,7 @@ fn report_error(args: &RunArgs, e: &RunError) -> u8 {
 }
 
 fn print_json(v: &Value) {
-    print_stdout(&v.to_string());
-}
-
-/// Prints a line on stdout; a closed pipe (`| head`) is not an error.
-fn print_stdout(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+    super::print_line(&v.to_string());
 }
 
 #[cfg(test)]

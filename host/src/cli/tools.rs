@@ -1,19 +1,87 @@
-//! `toka-host tools …`: operator commands about tool manifests. `vet` prints
-//! the digest of what a manifest points to and, with `--write`, pins it.
+//! `toka-host tools …`: operator commands about the tools of a manifests
+//! directory: list, show, validate, call through the registry, and vet
+//! (print and pin the digest of what a manifest runs).
 
+use super::EngineArgs;
+use super::run::RunArgs;
+use crate::engine::{EntryKind, TokaEngine};
 use crate::exit;
-use crate::manifest::{self, Sha256Hex};
+use crate::manifest::{self, Sha256Hex, ToolSpec};
+use crate::registry::{EntryError, Registry};
 use clap::{Args, Subcommand};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 
 /// `toka-host tools` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ToolsCommand {
+    /// List every tool of the manifests directory: name, version, kind,
+    /// capabilities, and whether it loaded (a broken manifest is listed with
+    /// its error, and the others still load).
+    List(ListArgs),
+
+    /// Show one tool as resolved: its manifest with absolute paths, its
+    /// input schema, and whether its compiled code is in the cache.
+    Show(ShowArgs),
+
+    /// Validate a manifests directory (default) or one manifest; exits 125
+    /// if any manifest is invalid, so it can gate CI.
+    Validate(ValidateArgs),
+
+    /// Call a tool found through the registry; takes the same flags as
+    /// `toka-host run`.
+    Call(Box<RunArgs>),
+
     /// Print the SHA-256 of the file a manifest runs, and whether it matches
     /// the manifest's pin; with --write, record it in the manifest.
     ///
     /// Vet the file first: the pin says "this exact content was reviewed".
     Vet(VetArgs),
+}
+
+/// Where the manifests are.
+#[derive(Debug, Args)]
+pub struct DirArgs {
+    /// Directory of tool manifests.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "TOKA_MANIFESTS",
+        default_value = "manifests"
+    )]
+    pub manifests: PathBuf,
+}
+
+/// `toka-host tools list` flags.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub dir: DirArgs,
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `toka-host tools show` flags.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The tool's name.
+    pub name: String,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub dir: DirArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub engine: EngineArgs,
+}
+
+/// `toka-host tools validate` flags.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// A manifests directory or one manifest [default: the manifests
+    /// directory: $TOKA_MANIFESTS or ./manifests].
+    pub path: Option<PathBuf>,
 }
 
 /// `toka-host tools vet` flags.
@@ -29,13 +97,262 @@ pub struct VetArgs {
 }
 
 /// Runs a `tools` subcommand; returns the exit code.
-pub fn run(cmd: ToolsCommand) -> u8 {
-    match cmd {
-        ToolsCommand::Vet(args) => match vet(&args) {
-            Ok(()) => exit::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
+pub async fn run(cmd: ToolsCommand) -> u8 {
+    let result = match cmd {
+        ToolsCommand::List(args) => list(&args),
+        ToolsCommand::Show(args) => show(&args),
+        ToolsCommand::Validate(args) => validate(&args),
+        ToolsCommand::Call(args) => return call(*args).await,
+        ToolsCommand::Vet(args) => vet(&args)
+            .map(|()| exit::SUCCESS)
+            .map_err(|e| (exit::INVALID, e)),
+    };
+    match result {
+        Ok(code) => code,
+        Err((code, message)) => {
+            eprintln!("error: {message}");
+            code
+        }
+    }
+}
+
+type Outcome = Result<u8, (u8, String)>;
+
+fn registry(dir: &Path) -> Result<Registry, (u8, String)> {
+    Registry::load(dir).map_err(|e| {
+        (
+            exit::INVALID,
+            format!(
+                "cannot read the manifests directory {}: {}; pass --manifests DIR or set TOKA_MANIFESTS",
+                dir.display(),
+                manifest::io_reason(&e)
+            ),
+        )
+    })
+}
+
+fn capabilities(spec: &ToolSpec) -> String {
+    let c = &spec.capabilities;
+    let mut words: Vec<String> = c.required.iter().map(|c| c.to_string()).collect();
+    words.extend(c.optional.iter().map(|c| format!("{c}?")));
+    if words.is_empty() {
+        "-".into()
+    } else {
+        words.join(",")
+    }
+}
+
+fn list(args: &ListArgs) -> Outcome {
+    let reg = registry(&args.dir.manifests)?;
+    if args.json {
+        let rows: Vec<_> = reg
+            .entries()
+            .iter()
+            .map(|e| match &e.state {
+                Ok(s) => json!({
+                    "name": s.name, "version": s.version, "kind": s.executable.kind,
+                    "capabilities": s.capabilities, "description": s.description,
+                    "manifest": e.file, "status": "ok",
+                }),
+                Err(err) => {
+                    json!({ "manifest": e.file, "status": "error", "error": err.to_string() })
+                }
+            })
+            .collect();
+        super::print_line(&serde_json::Value::Array(rows).to_string());
+        return Ok(exit::SUCCESS);
+    }
+    let mut rows = vec![[
+        "NAME".to_string(),
+        "VERSION".into(),
+        "KIND".into(),
+        "CAPABILITIES".into(),
+        "STATUS".into(),
+    ]];
+    for e in reg.entries() {
+        rows.push(match &e.state {
+            Ok(s) => [
+                s.name.to_string(),
+                s.version.to_string(),
+                s.executable.kind.to_string(),
+                capabilities(s),
+                "ok".into(),
+            ],
+            Err(err) => {
+                let file = e
+                    .file
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                [
+                    format!("({file})"),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    format!("error: {err}"),
+                ]
+            }
+        });
+    }
+    let widths: Vec<usize> = (0..4)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    for r in &rows {
+        super::print_line(&format!(
+            "{:w0$}  {:w1$}  {:w2$}  {:w3$}  {}",
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3]
+        ));
+    }
+    Ok(exit::SUCCESS)
+}
+
+fn show(args: &ShowArgs) -> Outcome {
+    let reg = registry(&args.dir.manifests)?;
+    let spec = match reg.find(&args.name) {
+        None => return Err((exit::NOT_FOUND, not_found(&reg, &args.name))),
+        Some(e) => e
+            .state
+            .as_ref()
+            .map_err(|err| (exit::INVALID, err.to_string()))?,
+    };
+    let cache = if spec.executable.kind.is_wasm() {
+        cache_state(spec, &args.engine)
+    } else {
+        json!("not compiled: runs as a process through the subprocess shim")
+    };
+    let v = json!({
+        "tool": spec,
+        "input_schema": spec.parameters,
+        "cache": cache,
+    });
+    super::print_line(&serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string()));
+    Ok(exit::SUCCESS)
+}
+
+fn not_found(reg: &Registry, name: &str) -> String {
+    let names: Vec<String> = reg.tools().map(|t| t.name.to_string()).collect();
+    format!(
+        "no tool named `{name}` in {}; available: {}",
+        reg.dir().display(),
+        if names.is_empty() {
+            "none".into()
+        } else {
+            names.join(", ")
+        }
+    )
+}
+
+/// Whether the cache holds authenticated compiled code for the tool's wasm.
+fn cache_state(spec: &ToolSpec, engine: &EngineArgs) -> serde_json::Value {
+    let options = engine.options(&super::LimitArgs::default());
+    let engine = match TokaEngine::new(&options) {
+        Ok(e) => e,
+        Err(e) => return json!(format!("unknown: {e}")),
+    };
+    let cache = match engine.cache() {
+        Ok(c) => c,
+        Err(why) => return json!(format!("off: {why}")),
+    };
+    let Ok(bytes) = std::fs::read(&spec.executable.path) else {
+        return json!("unknown: the file cannot be read");
+    };
+    let kind = if bytes.get(4..8) == Some(&[1, 0, 0, 0]) {
+        EntryKind::Module
+    } else {
+        EntryKind::Component
+    };
+    let digest = Sha256Hex::of(&bytes);
+    match cache.get(kind, digest.as_str()) {
+        Ok(_) => json!({ "state": "compiled", "digest": digest, "dir": cache.dir() }),
+        Err(crate::engine::Miss::Absent) => {
+            json!({ "state": "not compiled yet", "digest": digest })
+        }
+        Err(crate::engine::Miss::Rejected(why)) => {
+            json!({ "state": "stale", "reason": why, "digest": digest })
+        }
+    }
+}
+
+fn validate(args: &ValidateArgs) -> Outcome {
+    let path = args.path.clone().unwrap_or_else(|| {
+        std::env::var_os("TOKA_MANIFESTS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "manifests".into())
+    });
+    if path.is_file() {
+        return match manifest::load(&path) {
+            Ok(spec) => {
+                super::print_line(&format!(
+                    "ok     {} {} ({})",
+                    spec.name,
+                    spec.version,
+                    path.display()
+                ));
+                Ok(exit::SUCCESS)
+            }
+            Err(e) => Err((exit::INVALID, e.to_string())),
+        };
+    }
+    let reg = registry(&path)?;
+    let mut bad = 0;
+    for e in reg.entries() {
+        match &e.state {
+            Ok(s) => super::print_line(&format!(
+                "ok     {} {} ({})",
+                s.name,
+                s.version,
+                e.file.display()
+            )),
+            Err(err) => {
+                bad += 1;
+                super::print_line(&format!("error  {err}"));
+            }
+        }
+    }
+    if bad == 0 {
+        super::print_line(&format!("{} manifests valid", reg.entries().len()));
+        Ok(exit::SUCCESS)
+    } else {
+        Err((
+            exit::INVALID,
+            format!("{bad} of {} manifests are invalid", reg.entries().len()),
+        ))
+    }
+}
+
+async fn call(mut args: RunArgs) -> u8 {
+    let reg = match registry(&args.manifests) {
+        Ok(r) => r,
+        Err((code, message)) => {
+            eprintln!("error: {message}");
+            return code;
+        }
+    };
+    match reg.find(&args.plugin) {
+        None => {
+            eprintln!("error: {}", not_found(&reg, &args.plugin));
+            exit::NOT_FOUND
+        }
+        Some(e) => match &e.state {
+            Err(EntryError::Invalid(err)) => {
+                eprintln!("error: {err}");
                 exit::INVALID
+            }
+            Err(err) => {
+                eprintln!("error: {err}");
+                exit::INVALID
+            }
+            Ok(_) => {
+                args.plugin = e.file.display().to_string();
+                super::run::run(args).await
             }
         },
     }
@@ -57,17 +374,17 @@ fn vet(args: &VetArgs) -> Result<(), String> {
         .map_err(|e| format!("{}: {}", path.display(), manifest::io_reason(&e)))?;
     let digest = Sha256Hex::of(&bytes);
     let pinned = exe["sha256"].as_str();
-    println!("{digest}  {}", path.display());
+    super::print_line(&format!("{digest}  {}", path.display()));
     match pinned {
         Some(p) if p.eq_ignore_ascii_case(digest.as_str()) => {
-            println!("matches the pin in {}", file.display());
+            super::print_line(&format!("matches the pin in {}", file.display()));
             return Ok(());
         }
-        Some(p) => println!("differs from the pin {p} in {}", file.display()),
-        None => println!("{} pins no digest", file.display()),
+        Some(p) => super::print_line(&format!("differs from the pin {p} in {}", file.display())),
+        None => super::print_line(&format!("{} pins no digest", file.display())),
     }
     if !args.write {
-        println!("review the file, then rerun with --write to pin it");
+        super::print_line("review the file, then rerun with --write to pin it");
         return Ok(());
     }
     let updated = pin(&text, digest.as_str())
@@ -75,7 +392,7 @@ fn vet(args: &VetArgs) -> Result<(), String> {
     std::fs::write(file, &updated).map_err(|e| format!("{}: {e}", file.display()))?;
     manifest::load(file)
         .map_err(|e| format!("wrote the pin, but the manifest is still invalid: {e}"))?;
-    println!("pinned in {}", file.display());
+    super::print_line(&format!("pinned in {}", file.display()));
     Ok(())
 }
 

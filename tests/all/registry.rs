@@ -1,0 +1,151 @@
+//! `toka-host tools list|show|validate|call`: the registry of a manifests
+//! directory, where one broken manifest never hides the others.
+
+use crate::harness::{plugin, repo, toka};
+
+/// A manifests directory with `hello`, a broken manifest and a duplicate.
+fn mixed_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hello = std::fs::read_to_string(repo().join("manifests/hello.yaml")).expect("read");
+    let hello = hello.replace("../plugins/build/hello.wasm", &plugin("hello"));
+    std::fs::write(dir.path().join("hello.yaml"), &hello).expect("write");
+    std::fs::write(dir.path().join("hello-again.yaml"), &hello).expect("write");
+    std::fs::copy(
+        repo().join("tests/ui/invalid/bad-size.yaml"),
+        dir.path().join("broken.yaml"),
+    )
+    .expect("copy");
+    dir
+}
+
+#[test]
+fn list_shows_every_tool_and_every_broken_manifest() {
+    let run = toka(["tools", "list"]).run();
+    run.assert_code(0);
+    for name in [
+        "hello",
+        "file-reader",
+        "date-validator",
+        "validate-env",
+        "setup-toka-testing",
+    ] {
+        assert!(
+            run.stdout
+                .lines()
+                .any(|l| l.starts_with(name) && l.ends_with("ok")),
+            "{name}: {}",
+            run.stdout
+        );
+    }
+    assert!(run.stdout.contains("filesystem-write,process-execution"));
+
+    let dir = mixed_dir();
+    let d = dir.path().display().to_string();
+    let run = toka(["tools", "list", "--manifests", &d]).run();
+    run.assert_code(0)
+        .assert_stdout_has("(broken.yaml)")
+        .assert_stdout_has("is not a size")
+        .assert_stdout_has("already the name of the tool in");
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with("hello ") && l.ends_with("ok")),
+        "{}",
+        run.stdout
+    );
+    let v: serde_json::Value = serde_json::from_str(
+        &toka(["tools", "list", "--manifests", &d, "--json"])
+            .run()
+            .stdout,
+    )
+    .expect("json");
+    let statuses: Vec<&str> = v
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|e| e["status"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(statuses.iter().filter(|s| **s == "ok").count(), 1);
+    assert_eq!(statuses.iter().filter(|s| **s == "error").count(), 2);
+}
+
+#[test]
+fn validate_gates_on_any_error() {
+    toka(["tools", "validate"])
+        .run()
+        .assert_code(0)
+        .assert_stdout_has("5 manifests valid");
+    let dir = mixed_dir();
+    toka(["tools", "validate", &dir.path().display().to_string()])
+        .run()
+        .assert_code(125)
+        .assert_stdout_has("ok     hello")
+        .assert_stderr_has("2 of 3 manifests are invalid");
+    toka(["tools", "validate", "tests/ui/invalid/zero-fuel.yaml"])
+        .run()
+        .assert_code(125)
+        .assert_stderr_has("spec.security.sandbox.fuel");
+    toka(["tools", "validate", "manifests/hello.yaml"])
+        .run()
+        .assert_code(0);
+}
+
+#[test]
+fn show_resolves_the_manifest_schema_and_cache_state() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let c = cache.path().join("c");
+    let show = || {
+        let run = toka(["tools", "show", "hello"])
+            .cache(Some(c.clone()))
+            .run();
+        run.assert_code(0);
+        serde_json::from_str::<serde_json::Value>(&run.stdout).expect("json")
+    };
+    let v = show();
+    assert_eq!(v["input_schema"]["required"][0], "name");
+    assert!(
+        v["tool"]["executable"]["path"]
+            .as_str()
+            .expect("path")
+            .starts_with('/')
+    );
+    assert_eq!(v["cache"]["state"], "not compiled yet");
+    toka(["run", "hello", "--param", "name=x"])
+        .cache(Some(c.clone()))
+        .run()
+        .assert_code(0);
+    assert_eq!(show()["cache"]["state"], "compiled");
+    toka(["tools", "show", "nope"])
+        .run()
+        .assert_code(127)
+        .assert_stderr_has("available: date-validator");
+}
+
+#[test]
+fn call_goes_through_the_registry() {
+    toka(["tools", "call", "hello", "--param", "name=Registry"])
+        .run()
+        .assert_code(0)
+        .assert_stdout_has("Hello, Registry!");
+    let dir = mixed_dir();
+    let d = dir.path().display().to_string();
+    toka(["tools", "call", "broken", "--manifests", &d])
+        .run()
+        .assert_code(125)
+        .assert_stderr_has("is not a size");
+    toka([
+        "tools",
+        "call",
+        "hello",
+        "--manifests",
+        &d,
+        "--param",
+        "name=Ada",
+    ])
+    .run()
+    .assert_code(0)
+    .assert_stdout_has("Hello, Ada!");
+    toka(["tools", "call", "file-reader", "--param", "path=notes.txt"])
+        .run()
+        .assert_code(126);
+}
