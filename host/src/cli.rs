@@ -2,6 +2,7 @@
 //! structs of `Option`s, each mapped onto the library's types by one function.
 
 pub mod run;
+pub mod serve;
 pub mod tools;
 
 pub use run::RunArgs;
@@ -40,6 +41,13 @@ pub enum Command {
     /// a flag grants it: no files, no environment, no network.
     #[command(after_help = run_after_help())]
     Run(Box<RunArgs>),
+
+    /// Serve the tools of a manifests directory over HTTP (loopback by
+    /// default), reloading them live when their files change.
+    ///
+    /// Endpoints: GET /health, GET /status, GET /v1/tools,
+    /// POST /v1/tools/{name}/invoke (JSON input in, JSON result out).
+    Serve(Box<serve::ServeArgs>),
 
     /// Work with the tools of a manifests directory: list, show, validate,
     /// call, vet.

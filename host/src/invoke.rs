@@ -10,7 +10,7 @@ use crate::sandbox::{self, OutputBudget, SandboxIo, State, ToolBindingsPre};
 use std::time::{Duration, Instant};
 use wasmtime::component::Component;
 use wasmtime::{Store, Trap};
-use wasmtime_wasi::I32Exit;
+use wasmtime_wasi::{I32Exit, WasiCtx};
 
 /// The outer timer fires this long after the policy's timeout: the epoch
 /// deadline normally ends a call first; this catches a guest blocked inside
@@ -49,6 +49,17 @@ pub struct Plugin {
     pub loaded: Loaded,
     /// Tool, command or preview1 module.
     pub kind: PluginKind,
+    /// Imports resolved once, so each call only instantiates.
+    linked: Linked,
+}
+
+/// A component linked against the host's imports, ready to instantiate.
+#[derive(Clone)]
+enum Linked {
+    Tool(ToolBindingsPre<State<WasiCtx>>),
+    Command(wasmtime_wasi::p2::bindings::CommandPre<State<WasiCtx>>),
+    /// Preview1 modules are linked per call (their linker holds the store).
+    Module,
 }
 
 impl Plugin {
@@ -96,10 +107,31 @@ impl Plugin {
                 )));
             }
         }
+        let linked = match &loaded.compiled {
+            Compiled::Module(_) => Linked::Module,
+            Compiled::Component(c) => {
+                let linker =
+                    sandbox::component_linker(engine).map_err(|e| link(format!("{e:#}")))?;
+                let pre = linker.instantiate_pre(c).map_err(|e| {
+                    link(format!(
+                        "{e:#}; the host provides wasi:*@0.2.x and toka:plugin/host@0.1.0, nothing else"
+                    ))
+                })?;
+                if kind == PluginKind::Tool {
+                    Linked::Tool(ToolBindingsPre::new(pre).map_err(|e| link(format!("{e:#}")))?)
+                } else {
+                    Linked::Command(
+                        wasmtime_wasi::p2::bindings::CommandPre::new(pre)
+                            .map_err(|e| link(format!("{e:#}")))?,
+                    )
+                }
+            }
+        };
         Ok(Plugin {
             name: name.to_string(),
             loaded,
             kind,
+            linked,
         })
     }
 }
@@ -165,13 +197,13 @@ pub async fn invoke(
     };
 
     match &plugin.loaded.compiled {
-        Compiled::Component(component) => {
+        Compiled::Component(_) => {
             let state = State::new(builder.build(), policy, &budget, &io.events, tool);
             let mut store = match sandbox::new_store(engine, policy, state) {
                 Ok(s) => s,
                 Err(e) => return setup_failed(format!("{e:#}")),
             };
-            let call = call_component(engine, component, plugin.kind, &mut store, input, tool);
+            let call = call_component(&plugin.linked, &mut store, input, tool);
             let result = match tokio::time::timeout(outer, call).await {
                 Ok(r) => r.and_then(|out| check_result(out, &budget, tool)),
                 Err(_) => Err(timed_out()),
@@ -204,25 +236,13 @@ enum Failure {
 }
 
 async fn call_component(
-    engine: &TokaEngine,
-    component: &Component,
-    kind: PluginKind,
-    store: &mut Store<State<wasmtime_wasi::WasiCtx>>,
+    linked: &Linked,
+    store: &mut Store<State<WasiCtx>>,
     input: &str,
     tool: &str,
 ) -> Result<Output, Failure> {
-    let linker = sandbox::component_linker(engine).map_err(Failure::Wasm)?;
-    let pre = linker.instantiate_pre(component).map_err(|e| {
-        Failure::Call(CallError::Link {
-            tool: tool.to_string(),
-            message: format!(
-                "{e:#}; the host provides wasi:*@0.2.x and toka:plugin/host@0.1.0, nothing else"
-            ),
-        })
-    })?;
-    match kind {
-        PluginKind::Tool => {
-            let pre = ToolBindingsPre::new(pre).map_err(|e| link_failure(tool, e))?;
+    match linked {
+        Linked::Tool(pre) => {
             let bindings = pre
                 .instantiate_async(&mut *store)
                 .await
@@ -232,28 +252,23 @@ async fn call_component(
                 .call_invoke(&mut *store, input)
                 .await
                 .map_err(Failure::Wasm)?;
-            match result {
-                Ok(json) => Ok(Output::Tool(json)),
-                Err(e) => {
-                    use crate::sandbox::GuestToolError as E;
-                    let (kind, message) = match e {
-                        E::InvalidInput(m) => (ToolErrorKind::InvalidInput, m),
-                        E::Denied(m) => (ToolErrorKind::Denied, m),
-                        E::NotFound(m) => (ToolErrorKind::NotFound, m),
-                        E::Failed(m) => (ToolErrorKind::Failed, m),
-                        E::LimitExceeded(m) => (ToolErrorKind::LimitExceeded, m),
-                    };
-                    Err(Failure::Call(CallError::Tool {
-                        tool: tool.to_string(),
-                        kind,
-                        message,
-                    }))
-                }
-            }
+            result.map(Output::Tool).map_err(|e| {
+                use crate::sandbox::GuestToolError as E;
+                let (kind, message) = match e {
+                    E::InvalidInput(m) => (ToolErrorKind::InvalidInput, m),
+                    E::Denied(m) => (ToolErrorKind::Denied, m),
+                    E::NotFound(m) => (ToolErrorKind::NotFound, m),
+                    E::Failed(m) => (ToolErrorKind::Failed, m),
+                    E::LimitExceeded(m) => (ToolErrorKind::LimitExceeded, m),
+                };
+                Failure::Call(CallError::Tool {
+                    tool: tool.to_string(),
+                    kind,
+                    message,
+                })
+            })
         }
-        PluginKind::Command | PluginKind::Preview1 => {
-            let pre = wasmtime_wasi::p2::bindings::CommandPre::new(pre)
-                .map_err(|e| link_failure(tool, e))?;
+        Linked::Command(pre) => {
             let command = pre
                 .instantiate_async(&mut *store)
                 .await
@@ -264,14 +279,11 @@ async fn call_component(
                 Err(e) => Err(Failure::Wasm(e)),
             }
         }
+        Linked::Module => Err(Failure::Call(CallError::Link {
+            tool: tool.to_string(),
+            message: "a preview1 module is not a component".into(),
+        })),
     }
-}
-
-fn link_failure(tool: &str, e: wasmtime::Error) -> Failure {
-    Failure::Call(CallError::Link {
-        tool: tool.to_string(),
-        message: format!("{e:#}"),
-    })
 }
 
 async fn call_module(

@@ -17,5 +17,6 @@ pub mod outcome;
 pub mod policy;
 pub mod registry;
 pub mod sandbox;
+pub mod server;
 pub mod shim;
 pub mod units;

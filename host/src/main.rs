@@ -20,10 +20,13 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // `serve` runs calls in parallel; a single `run` needs one thread.
+    let mut builder = if matches!(cli.command, Command::Serve(_)) {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -34,6 +37,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => toka_host::cli::run::run(*args).await,
             Command::Tools(cmd) => toka_host::cli::tools::run(cmd).await,
+            Command::Serve(args) => toka_host::cli::serve::run(*args).await,
         }
     });
     // A guest may leave a read of the host's stdin pending on a blocking

@@ -10,5 +10,6 @@ mod limits;
 mod manifest_ui;
 mod network;
 mod registry;
+mod serve;
 mod shim;
 mod tools;

@@ -428,18 +428,23 @@ impl ExitWatch {
             }
             // Kernels without pidfd (before 5.3): poll.
             None => loop {
-                // SAFETY: a peek (WNOWAIT) at one specific child.
-                let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-                let r = unsafe {
-                    libc::waitid(
-                        libc::P_PID,
-                        self.pid as libc::id_t,
-                        &mut info,
-                        libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-                    )
+                // The siginfo (it holds raw pointers) must not live across
+                // the await, or the future would not be Send.
+                let exited = {
+                    // SAFETY: a peek (WNOWAIT) at one specific child.
+                    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+                    let r = unsafe {
+                        libc::waitid(
+                            libc::P_PID,
+                            self.pid as libc::id_t,
+                            &mut info,
+                            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+                        )
+                    };
+                    // SAFETY: si_pid is set when waitid reports a child.
+                    r != 0 || unsafe { info.si_pid() } == self.pid
                 };
-                // SAFETY: si_pid is set when waitid reports a child.
-                if r != 0 || unsafe { info.si_pid() } == self.pid {
+                if exited {
                     return;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;

@@ -1,0 +1,105 @@
+//! `toka-host serve`: flags mapped onto [`crate::server::ServeOptions`].
+
+use super::{EngineArgs, GrantArgs, LimitArgs};
+use crate::engine::TokaEngine;
+use crate::exit;
+use crate::server::{self, ServeOptions};
+use crate::shim::{Interpreters, ShimOptions};
+use crate::units::{ByteSize, HumanDuration};
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `toka-host serve` flags.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Non-loopback addresses need --allow-remote.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+
+    /// Allow listening on a non-loopback address (and accept any Host
+    /// header).
+    #[arg(long = "allow-remote")]
+    pub allow_remote: bool,
+
+    /// Directory of tool manifests, watched for changes.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "TOKA_MANIFESTS",
+        default_value = "manifests"
+    )]
+    pub manifests: PathBuf,
+
+    /// Calls running at once; more are answered 503 with Retry-After.
+    #[arg(long = "max-concurrent", value_name = "N", default_value_t = 64)]
+    pub max_concurrent: usize,
+
+    /// Largest request body.
+    #[arg(long = "max-body", value_name = "SIZE", default_value = "1MiB")]
+    pub max_body: ByteSize,
+
+    /// Append every call as a JSON line to FILE (never the input itself,
+    /// only its size).
+    #[arg(long = "audit-log", value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+
+    /// How often the manifests directory is checked for changes.
+    #[arg(
+        long = "reload-interval",
+        value_name = "DURATION",
+        default_value = "200ms"
+    )]
+    pub reload_interval: HumanDuration,
+
+    /// Run subprocess tools even where Landlock, the pids cgroup or a
+    /// network namespace is unavailable.
+    #[arg(long = "allow-weaker-sandbox")]
+    pub allow_weaker_sandbox: bool,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub grants: GrantArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub limits: LimitArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub engine: EngineArgs,
+}
+
+/// Runs the server; returns the exit code.
+pub async fn run(args: ServeArgs) -> u8 {
+    let engine = match TokaEngine::new(&args.engine.options(&args.limits)) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INVALID;
+        }
+    };
+    let options = ServeOptions {
+        addr: args.addr,
+        allow_remote: args.allow_remote,
+        manifests: args.manifests.clone(),
+        grants: args.grants.grants(&args.limits),
+        shim: ShimOptions {
+            interpreters: Interpreters::system(),
+            allow_weaker_sandbox: args.allow_weaker_sandbox,
+            ..ShimOptions::default()
+        },
+        max_concurrent: args.max_concurrent.max(1),
+        max_body: usize::try_from(args.max_body.0).unwrap_or(usize::MAX),
+        audit_log: args.audit_log.clone(),
+        reload_interval: args.reload_interval.0.max(Duration::from_millis(10)),
+    };
+    match server::serve(engine, options).await {
+        Ok(()) => exit::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::INVALID
+        }
+    }
+}

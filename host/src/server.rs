@@ -1,0 +1,715 @@
+//! `toka-host serve`: the tools of a manifests directory over HTTP, bound to
+//! loopback by default, reloaded live when their files change.
+//!
+//! Each loaded tool keeps its compiled, linked component; every call gets a
+//! fresh instance in a fresh sandbox. A reload compiles off the request path
+//! and swaps the tool table atomically: calls in flight keep the version they
+//! started with (they hold an `Arc` to it), new calls get the new one, and a
+//! failed update leaves the old version serving with the error in `/status`.
+
+use crate::engine::TokaEngine;
+use crate::invoke::{self, Plugin, PluginKind};
+use crate::manifest::{self, ToolSpec};
+use crate::outcome::{CallError, Outcome, Output};
+use crate::policy::{self, Grants, PolicyError};
+use crate::sandbox::{EventSink, SandboxIo, Sink, Stdin};
+use crate::shim::{self, ShimOptions};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+/// How to serve.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Where to listen.
+    pub addr: SocketAddr,
+    /// Allow a non-loopback address.
+    pub allow_remote: bool,
+    /// The manifests directory.
+    pub manifests: PathBuf,
+    /// What the operator grants every tool.
+    pub grants: Grants,
+    /// How subprocess tools run.
+    pub shim: ShimOptions,
+    /// Calls at once; more get 503.
+    pub max_concurrent: usize,
+    /// Largest request body.
+    pub max_body: usize,
+    /// Where each call is appended as a JSON line.
+    pub audit_log: Option<PathBuf>,
+    /// How often the directory is checked for changes.
+    pub reload_interval: Duration,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A non-loopback address without `--allow-remote`.
+    #[error(
+        "refusing to listen on {0}: it is not a loopback address; tools would be reachable from other machines. Pass --allow-remote if that is what you want"
+    )]
+    Remote(SocketAddr),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The audit log could not be opened.
+    #[error("cannot open the audit log {}: {source}", path.display())]
+    Audit {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The server failed.
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A loaded tool version.
+struct Tool {
+    spec: ToolSpec,
+    /// Compiled and linked (wasm tools); `None` for subprocess tools.
+    plugin: Option<Plugin>,
+    digest: String,
+    loaded_at: SystemTime,
+}
+
+/// What a manifest file looked like when last seen, to notice changes.
+#[derive(Clone, PartialEq, Debug)]
+struct Fingerprint(Vec<(PathBuf, u64, Option<SystemTime>)>);
+
+struct Watched {
+    fingerprint: Fingerprint,
+    /// Seen once unchanged since the last scan (debounce).
+    settled: bool,
+    /// The tool this file provides, when it loaded.
+    name: Option<String>,
+}
+
+struct App {
+    engine: TokaEngine,
+    options: ServeOptions,
+    tools: RwLock<Arc<BTreeMap<String, Arc<Tool>>>>,
+    watched: Mutex<BTreeMap<PathBuf, Watched>>,
+    errors: RwLock<BTreeMap<PathBuf, String>>,
+    permits: tokio::sync::Semaphore,
+    in_flight: AtomicUsize,
+    calls: AtomicU64,
+    started: Instant,
+    audit: Option<Mutex<std::fs::File>>,
+    hosts: Vec<String>,
+}
+
+/// Serves until SIGTERM or Ctrl-C, then lets calls in flight finish.
+///
+/// # Errors
+///
+/// [`ServeError`] when the server cannot start.
+pub async fn serve(engine: TokaEngine, options: ServeOptions) -> Result<(), ServeError> {
+    if !options.addr.ip().is_loopback() && !options.allow_remote {
+        return Err(ServeError::Remote(options.addr));
+    }
+    let listener = tokio::net::TcpListener::bind(options.addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: options.addr,
+            source,
+        })?;
+    let addr = listener.local_addr()?;
+    let audit = match &options.audit_log {
+        None => None,
+        Some(path) => Some(Mutex::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|source| ServeError::Audit {
+                    path: path.clone(),
+                    source,
+                })?,
+        )),
+    };
+    let port = addr.port();
+    let hosts = if options.allow_remote {
+        Vec::new()
+    } else {
+        vec![
+            format!("127.0.0.1:{port}"),
+            format!("localhost:{port}"),
+            format!("[::1]:{port}"),
+            addr.to_string(),
+        ]
+    };
+    let app = Arc::new(App {
+        engine,
+        permits: tokio::sync::Semaphore::new(options.max_concurrent),
+        options,
+        tools: RwLock::new(Arc::new(BTreeMap::new())),
+        watched: Mutex::new(BTreeMap::new()),
+        errors: RwLock::new(BTreeMap::new()),
+        in_flight: AtomicUsize::new(0),
+        calls: AtomicU64::new(0),
+        started: Instant::now(),
+        audit,
+        hosts,
+    });
+    // The first scan loads everything before the first request.
+    {
+        let app = app.clone();
+        let _ = tokio::task::spawn_blocking(move || scan(&app, true)).await;
+    }
+    let watcher = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(app.options.reload_interval).await;
+                let app = app.clone();
+                let _ = tokio::task::spawn_blocking(move || scan(&app, false)).await;
+            }
+        })
+    };
+    let router = Router::new()
+        .route("/health", get(health))
+        .route("/status", get(status))
+        .route("/v1/tools", get(list_tools))
+        .route("/v1/tools/{name}/invoke", post(invoke_tool))
+        .layer(DefaultBodyLimit::max(app.options.max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            check_host,
+        ))
+        .with_state(app.clone());
+    eprintln!(
+        "toka-host serving {} tools on http://{addr}",
+        app.tools.read().map(|t| t.len()).unwrap_or(0)
+    );
+    let result = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await;
+    watcher.abort();
+    eprintln!("toka-host: stopped after draining calls in flight");
+    result.map_err(ServeError::Io)
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Rejects requests whose `Host` is not the bound address (DNS rebinding).
+async fn check_host(
+    State(app): State<Arc<App>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !app.hosts.is_empty() {
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        if !app.hosts.iter().any(|h| h == host) {
+            return error(
+                StatusCode::MISDIRECTED_REQUEST,
+                "bad-host",
+                &format!(
+                    "Host `{host}` is not this server's address; requests must name {}",
+                    app.hosts[0]
+                ),
+            );
+        }
+    }
+    next.run(request).await
+}
+
+fn error(status: StatusCode, kind: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({ "error": { "kind": kind, "message": message } })),
+    )
+        .into_response()
+}
+
+async fn health() -> Response {
+    axum::Json(json!({ "status": "ok" })).into_response()
+}
+
+fn unix_seconds(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+async fn status(State(app): State<Arc<App>>) -> Response {
+    let tools = app.tools.read().map(|t| t.clone()).unwrap_or_default();
+    let errors = app.errors.read().map(|e| e.clone()).unwrap_or_default();
+    axum::Json(json!({
+        "uptime_s": app.started.elapsed().as_secs_f64(),
+        "in_flight": app.in_flight.load(Ordering::Relaxed),
+        "calls": app.calls.load(Ordering::Relaxed),
+        "tools": tools.values().map(|t| json!({
+            "name": t.spec.name,
+            "version": t.spec.version,
+            "kind": t.spec.executable.kind,
+            "digest": t.digest,
+            "loaded_at": unix_seconds(t.loaded_at),
+        })).collect::<Vec<_>>(),
+        "errors": errors.iter().map(|(file, e)| json!({ "manifest": file, "error": e })).collect::<Vec<_>>(),
+    }))
+    .into_response()
+}
+
+async fn list_tools(State(app): State<Arc<App>>) -> Response {
+    let tools = app.tools.read().map(|t| t.clone()).unwrap_or_default();
+    axum::Json(Value::Array(
+        tools
+            .values()
+            .map(|t| {
+                json!({
+                    "name": t.spec.name,
+                    "version": t.spec.version,
+                    "description": t.spec.description,
+                    "input_schema": t.spec.parameters,
+                    "kind": t.spec.executable.kind,
+                })
+            })
+            .collect(),
+    ))
+    .into_response()
+}
+
+async fn invoke_tool(
+    State(app): State<Arc<App>>,
+    UrlPath(name): UrlPath<String>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let tool = app.tools.read().ok().and_then(|t| t.get(&name).cloned());
+    let Some(tool) = tool else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            &format!("no tool named `{name}`"),
+        );
+    };
+    let input: Value = if body.is_empty() {
+        json!({})
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid-json",
+                    &format!("the request body is not JSON: {e}"),
+                );
+            }
+        }
+    };
+    if !input.is_object() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid-input",
+            "the input must be a JSON object",
+        );
+    }
+    let Ok(_permit) = app.permits.try_acquire() else {
+        let mut r = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            &format!(
+                "{} calls are running, the most this server allows; retry shortly",
+                app.options.max_concurrent
+            ),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return r;
+    };
+    app.in_flight.fetch_add(1, Ordering::Relaxed);
+    app.calls.fetch_add(1, Ordering::Relaxed);
+    let caller = headers
+        .get("x-toka-caller")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .unwrap_or_else(|| peer.to_string());
+    let response = call(&app, &tool, &input, body.len(), &caller).await;
+    app.in_flight.fetch_sub(1, Ordering::Relaxed);
+    response
+}
+
+async fn call(app: &App, tool: &Tool, input: &Value, input_bytes: usize, caller: &str) -> Response {
+    let spec = &tool.spec;
+    let name = spec.name.to_string();
+    let policy = match policy::resolve(&name, Some(spec), &app.options.grants, |k| {
+        std::env::var(k).ok()
+    }) {
+        Ok(p) => p,
+        Err(e) => {
+            let status = match e {
+                PolicyError::Denied { .. } => StatusCode::FORBIDDEN,
+                PolicyError::BadDir { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            audit(app, tool, caller, input_bytes, &[], "denied", None, None);
+            return error(status, "denied", &e.to_string());
+        }
+    };
+    let input_text = input.to_string();
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let events: EventSink = {
+        let logs = logs.clone();
+        Arc::new(move |_tool: &str, e: crate::sandbox::HostEvent<'_>| {
+            let v = match e {
+                crate::sandbox::HostEvent::Log { level, message } => {
+                    json!({"log": level, "message": message})
+                }
+                crate::sandbox::HostEvent::Progress { fraction, message } => {
+                    json!({"progress": fraction, "message": message})
+                }
+            };
+            if let Ok(mut l) = logs.lock() {
+                l.push(v);
+            }
+        })
+    };
+    let capabilities: Vec<String> = policy.capabilities.iter().map(|c| c.to_string()).collect();
+    let outcome: Result<Outcome, String> = match &tool.plugin {
+        Some(plugin) => {
+            if let Err(e) = manifest::check_input(&spec.parameters, input) {
+                return error(StatusCode::BAD_REQUEST, "invalid-input", &e);
+            }
+            let io = SandboxIo {
+                args: vec![name.clone()],
+                stdin: Stdin::Empty,
+                stdout: Sink::capture(policy.limits.output),
+                stderr: Sink::capture(policy.limits.output),
+                events,
+            };
+            Ok(invoke::invoke(&app.engine, plugin, &policy, io, &input_text).await)
+        }
+        None => shim::run(spec, &policy, &input_text, &app.options.shim, &events)
+            .await
+            .map_err(|e| e.to_string()),
+    };
+    let logs = logs.lock().map(|l| l.clone()).unwrap_or_default();
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(message) => {
+            audit(
+                app,
+                tool,
+                caller,
+                input_bytes,
+                &capabilities,
+                "refused",
+                None,
+                None,
+            );
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "refused", &message);
+        }
+    };
+    let usage = json!({
+        "fuel_consumed": outcome.usage.fuel_consumed,
+        "peak_memory": outcome.usage.peak_memory,
+        "wall_time_ms": outcome.usage.wall_time.as_secs_f64() * 1000.0,
+        "output_bytes": outcome.usage.output_bytes,
+    });
+    let (status, body, kind, limit) = match &outcome.result {
+        Ok(Output::Tool(json)) => (
+            StatusCode::OK,
+            json!({ "output": serde_json::from_str::<Value>(json).unwrap_or(Value::Null) }),
+            "ok",
+            None,
+        ),
+        Ok(Output::Text(text)) => (StatusCode::OK, json!({ "output": text }), "ok", None),
+        Ok(Output::Exit(code)) => (
+            StatusCode::OK,
+            json!({ "output": null, "exit_code": code }),
+            "ok",
+            None,
+        ),
+        Err(e) => {
+            let (status, kind, limit) = match e {
+                CallError::Tool { .. } | CallError::BadResult { .. } => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "tool-error", None)
+                }
+                CallError::Limit { limit, .. } => (
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "limit-exceeded",
+                    Some(limit.clone()),
+                ),
+                CallError::Trap { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "trap", None),
+                CallError::Link { .. } | CallError::Setup { .. } => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, "host", None)
+                }
+            };
+            let mut err = json!({ "kind": kind, "message": e.to_string() });
+            if let (Some(l), Some(obj)) = (&limit, err.as_object_mut()) {
+                obj.insert("limit".into(), json!(l.name()));
+                obj.insert("value".into(), json!(l.value()));
+            }
+            (status, json!({ "error": err }), kind, limit)
+        }
+    };
+    audit(
+        app,
+        tool,
+        caller,
+        input_bytes,
+        &capabilities,
+        kind,
+        limit.as_ref().map(|l| l.name()),
+        Some(&usage),
+    );
+    let mut body = body;
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("tool".into(), json!(spec.name));
+        obj.insert("version".into(), json!(spec.version));
+        obj.insert("digest".into(), json!(tool.digest));
+        obj.insert("usage".into(), usage);
+        obj.insert("logs".into(), Value::Array(logs));
+    }
+    (status, axum::Json(body)).into_response()
+}
+
+/// Appends one JSON line per call; sizes of the input only, never its text.
+#[allow(clippy::too_many_arguments)]
+fn audit(
+    app: &App,
+    tool: &Tool,
+    caller: &str,
+    input_bytes: usize,
+    capabilities: &[String],
+    outcome: &str,
+    limit: Option<&str>,
+    usage: Option<&Value>,
+) {
+    let Some(file) = &app.audit else { return };
+    let line = json!({
+        "time": unix_seconds(SystemTime::now()),
+        "tool": tool.spec.name,
+        "version": tool.spec.version,
+        "digest": tool.digest,
+        "caller": caller,
+        "capabilities": capabilities,
+        "input_bytes": input_bytes,
+        "outcome": outcome,
+        "limit": limit,
+        "usage": usage,
+    });
+    if let Ok(mut f) = file.lock() {
+        let _ = writeln!(f, "{line}").and_then(|()| f.flush());
+    }
+}
+
+/// The manifest and the file it runs, as (path, size, mtime).
+fn fingerprint(file: &Path) -> Fingerprint {
+    let stat = |p: &Path| {
+        let m = std::fs::metadata(p).ok();
+        (
+            p.to_path_buf(),
+            m.as_ref().map_or(0, |m| m.len()),
+            m.and_then(|m| m.modified().ok()),
+        )
+    };
+    let mut parts = vec![stat(file)];
+    let exe = std::fs::read_to_string(file)
+        .ok()
+        .and_then(|t| serde_yaml::from_str::<serde_yaml::Value>(&t).ok())
+        .and_then(|y| y["spec"]["executable"]["path"].as_str().map(PathBuf::from));
+    if let Some(exe) = exe {
+        parts.push(stat(&file.parent().unwrap_or(Path::new(".")).join(exe)));
+    }
+    Fingerprint(parts)
+}
+
+/// One pass over the directory: load what is new or changed (once it has
+/// stopped changing), drop what was removed, record errors.
+fn scan(app: &App, initial: bool) {
+    let files = manifest::manifest_files(&app.options.manifests).unwrap_or_default();
+    let Ok(mut watched) = app.watched.lock() else {
+        return;
+    };
+    let mut changes: Vec<(PathBuf, Result<Tool, String>)> = Vec::new();
+    for file in &files {
+        let fp = fingerprint(file);
+        let due = match watched.get_mut(file) {
+            Some(w) if w.fingerprint == fp && w.settled => false,
+            Some(w) if w.fingerprint == fp => {
+                w.settled = true;
+                true
+            }
+            Some(w) => {
+                w.fingerprint = fp;
+                w.settled = false;
+                initial
+            }
+            None => {
+                watched.insert(
+                    file.clone(),
+                    Watched {
+                        fingerprint: fp,
+                        settled: initial,
+                        name: None,
+                    },
+                );
+                initial
+            }
+        };
+        if due {
+            changes.push((file.clone(), load_tool(&app.engine, file)));
+        }
+    }
+    let removed: Vec<PathBuf> = watched
+        .keys()
+        .filter(|f| !files.contains(f))
+        .cloned()
+        .collect();
+    if changes.is_empty() && removed.is_empty() {
+        return;
+    }
+    let Ok(mut table) = app.tools.write() else {
+        return;
+    };
+    let mut next: BTreeMap<String, Arc<Tool>> = (**table).clone();
+    let Ok(mut errors) = app.errors.write() else {
+        return;
+    };
+    for file in removed {
+        if let Some(w) = watched.remove(&file)
+            && let Some(name) = w.name
+        {
+            next.remove(&name);
+            eprintln!("toka-host: removed {name} ({} is gone)", file.display());
+        }
+        errors.remove(&file);
+    }
+    for (file, result) in changes {
+        match result {
+            Ok(tool) => {
+                let name = tool.spec.name.to_string();
+                let owner = watched
+                    .iter()
+                    .find(|(f, w)| **f != file && w.name.as_deref() == Some(name.as_str()));
+                if let Some((other, _)) = owner {
+                    let message = format!(
+                        "metadata.name: `{name}` is already served from {}",
+                        other.display()
+                    );
+                    eprintln!("toka-host: {}: {message}", file.display());
+                    errors.insert(file, message);
+                    continue;
+                }
+                eprintln!(
+                    "toka-host: loaded {name} {} from {}",
+                    tool.spec.version,
+                    file.display()
+                );
+                if let Some(w) = watched.get_mut(&file)
+                    && let Some(old) = w.name.replace(name.clone())
+                    && old != name
+                {
+                    next.remove(&old);
+                }
+                errors.remove(&file);
+                next.insert(name, Arc::new(tool));
+            }
+            Err(message) => {
+                eprintln!("toka-host: {message} (the previous version, if any, keeps serving)");
+                errors.insert(file, message);
+            }
+        }
+    }
+    *table = Arc::new(next);
+}
+
+/// Validates, compiles and links one manifest's tool.
+fn load_tool(engine: &TokaEngine, file: &Path) -> Result<Tool, String> {
+    let spec = manifest::load(file).map_err(|e| e.to_string())?;
+    let loaded_at = SystemTime::now();
+    if !spec.executable.kind.is_wasm() {
+        let digest = spec
+            .executable
+            .sha256
+            .as_ref()
+            .map(|d| d.to_string())
+            .unwrap_or_default();
+        return Ok(Tool {
+            spec,
+            plugin: None,
+            digest,
+            loaded_at,
+        });
+    }
+    let bytes = std::fs::read(&spec.executable.path).map_err(|e| {
+        format!(
+            "{}: {}",
+            spec.executable.path.display(),
+            manifest::io_reason(&e)
+        )
+    })?;
+    let loaded = engine
+        .load(&bytes)
+        .map_err(|e| format!("{}: {e}", spec.executable.path.display()))?;
+    if let Some(pin) = &spec.executable.sha256
+        && *pin != loaded.digest
+    {
+        return Err(format!(
+            "{}: {}",
+            file.display(),
+            manifest::pin_mismatch(file, &spec.executable.path, &loaded.digest, pin)
+        ));
+    }
+    let digest = loaded.digest.to_string();
+    let plugin = Plugin::new(
+        engine,
+        spec.name.as_str(),
+        loaded,
+        Some(spec.executable.kind),
+    )
+    .map_err(|e| format!("{}: {e}", file.display()))?;
+    if plugin.kind != PluginKind::Tool {
+        return Err(format!(
+            "{}: `{}` is {}; serve exposes tools (toka:plugin/tool components and subprocess tools)",
+            file.display(),
+            spec.name,
+            plugin.kind.describe()
+        ));
+    }
+    Ok(Tool {
+        spec,
+        plugin: Some(plugin),
+        digest,
+        loaded_at,
+    })
+}
