@@ -114,6 +114,45 @@ struct App {
     started: Instant,
     audit: Option<Mutex<std::fs::File>>,
     hosts: Vec<String>,
+    events: tokio::sync::broadcast::Sender<Value>,
+    metrics: Metrics,
+}
+
+/// Upper bounds (seconds) of the call latency histogram.
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+/// Counters behind `/metrics`.
+#[derive(Default)]
+struct Metrics {
+    /// (tool, outcome) → calls.
+    calls: Mutex<BTreeMap<(String, String), u64>>,
+    /// limit name → times hit.
+    limits: Mutex<BTreeMap<String, u64>>,
+    /// Cumulative counts per [`LATENCY_BUCKETS`] bound, then the sum (µs).
+    latency: Mutex<([u64; LATENCY_BUCKETS.len()], u64, f64)>,
+}
+
+impl Metrics {
+    fn record(&self, tool: &str, outcome: &str, limit: Option<&str>, seconds: f64) {
+        if let Ok(mut c) = self.calls.lock() {
+            *c.entry((tool.to_string(), outcome.to_string()))
+                .or_default() += 1;
+        }
+        if let (Some(l), Ok(mut m)) = (limit, self.limits.lock()) {
+            *m.entry(l.to_string()).or_default() += 1;
+        }
+        if let Ok(mut h) = self.latency.lock() {
+            for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
+                if seconds <= *bound {
+                    h.0[i] += 1;
+                }
+            }
+            h.1 += 1;
+            h.2 += seconds;
+        }
+    }
 }
 
 /// Serves until SIGTERM or Ctrl-C, then lets calls in flight finish.
@@ -168,6 +207,8 @@ pub async fn serve(engine: TokaEngine, options: ServeOptions) -> Result<(), Serv
         started: Instant::now(),
         audit,
         hosts,
+        events: tokio::sync::broadcast::channel(1024).0,
+        metrics: Metrics::default(),
     });
     // The first scan loads everything before the first request.
     {
@@ -189,6 +230,8 @@ pub async fn serve(engine: TokaEngine, options: ServeOptions) -> Result<(), Serv
         .route("/status", get(status))
         .route("/v1/tools", get(list_tools))
         .route("/v1/tools/{name}/invoke", post(invoke_tool))
+        .route("/v1/events", get(events))
+        .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(app.options.max_body))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
@@ -288,6 +331,93 @@ async fn status(State(app): State<Arc<App>>) -> Response {
     .into_response()
 }
 
+/// Server-sent events: tools loaded, replaced, removed or failed to load;
+/// calls started and finished.
+async fn events(State(app): State<Arc<App>>) -> Response {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let rx = app.events.subscribe();
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(v) => {
+                    let name = v["event"].as_str().unwrap_or("message").to_string();
+                    let event = Event::default().event(name).data(v.to_string());
+                    return Some((Ok::<Event, std::convert::Infallible>(event), rx));
+                }
+                // A slow reader skips what it missed rather than stalling others.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// Prometheus text exposition.
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let m = &app.metrics;
+    let _ = writeln!(
+        out,
+        "# HELP toka_calls_total Tool calls by tool and outcome.\n# TYPE toka_calls_total counter"
+    );
+    if let Ok(c) = m.calls.lock() {
+        for ((tool, outcome), n) in c.iter() {
+            let _ = writeln!(
+                out,
+                "toka_calls_total{{tool=\"{tool}\",outcome=\"{outcome}\"}} {n}"
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP toka_limits_hit_total Calls ended by a limit, by limit.\n# TYPE toka_limits_hit_total counter"
+    );
+    if let Ok(l) = m.limits.lock() {
+        for (limit, n) in l.iter() {
+            let _ = writeln!(out, "toka_limits_hit_total{{limit=\"{limit}\"}} {n}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP toka_call_duration_seconds Wall time of tool calls.\n# TYPE toka_call_duration_seconds histogram"
+    );
+    if let Ok(h) = m.latency.lock() {
+        for (bound, n) in LATENCY_BUCKETS.iter().zip(h.0.iter()) {
+            let _ = writeln!(
+                out,
+                "toka_call_duration_seconds_bucket{{le=\"{bound}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "toka_call_duration_seconds_bucket{{le=\"+Inf\"}} {}",
+            h.1
+        );
+        let _ = writeln!(out, "toka_call_duration_seconds_sum {}", h.2);
+        let _ = writeln!(out, "toka_call_duration_seconds_count {}", h.1);
+    }
+    let tools = app.tools.read().map(|t| t.len()).unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "# HELP toka_calls_in_flight Calls running now.\n# TYPE toka_calls_in_flight gauge"
+    );
+    let _ = writeln!(
+        out,
+        "toka_calls_in_flight {}",
+        app.in_flight.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP toka_tools_loaded Tools being served.\n# TYPE toka_tools_loaded gauge"
+    );
+    let _ = writeln!(out, "toka_tools_loaded {tools}");
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
 async fn list_tools(State(app): State<Arc<App>>) -> Response {
     let tools = app.tools.read().map(|t| t.clone()).unwrap_or_default();
     axum::Json(Value::Array(
@@ -363,12 +493,30 @@ async fn invoke_tool(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .unwrap_or_else(|| peer.to_string());
-    let response = call(&app, &tool, &input, body.len(), &caller).await;
+    let id = app.calls.load(Ordering::Relaxed);
+    let _ = app.events.send(
+        json!({ "event": "call-started", "id": id, "tool": name, "version": tool.spec.version }),
+    );
+    let started = Instant::now();
+    let (response, outcome, limit) = call(&app, &tool, &input, body.len(), &caller).await;
+    let seconds = started.elapsed().as_secs_f64();
     app.in_flight.fetch_sub(1, Ordering::Relaxed);
+    app.metrics.record(&name, outcome, limit, seconds);
+    let _ = app.events.send(json!({
+        "event": "call-finished", "id": id, "tool": name, "version": tool.spec.version,
+        "outcome": outcome, "status": response.status().as_u16(), "wall_time_ms": seconds * 1000.0,
+    }));
     response
 }
 
-async fn call(app: &App, tool: &Tool, input: &Value, input_bytes: usize, caller: &str) -> Response {
+/// Runs one call; returns the response, its outcome and the limit it hit.
+async fn call(
+    app: &App,
+    tool: &Tool,
+    input: &Value,
+    input_bytes: usize,
+    caller: &str,
+) -> (Response, &'static str, Option<&'static str>) {
     let spec = &tool.spec;
     let name = spec.name.to_string();
     let policy = match policy::resolve(&name, Some(spec), &app.options.grants, |k| {
@@ -381,7 +529,7 @@ async fn call(app: &App, tool: &Tool, input: &Value, input_bytes: usize, caller:
                 PolicyError::BadDir { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             };
             audit(app, tool, caller, input_bytes, &[], "denied", None, None);
-            return error(status, "denied", &e.to_string());
+            return (error(status, "denied", &e.to_string()), "denied", None);
         }
     };
     let input_text = input.to_string();
@@ -406,7 +554,11 @@ async fn call(app: &App, tool: &Tool, input: &Value, input_bytes: usize, caller:
     let outcome: Result<Outcome, String> = match &tool.plugin {
         Some(plugin) => {
             if let Err(e) = manifest::check_input(&spec.parameters, input) {
-                return error(StatusCode::BAD_REQUEST, "invalid-input", &e);
+                return (
+                    error(StatusCode::BAD_REQUEST, "invalid-input", &e),
+                    "invalid-input",
+                    None,
+                );
             }
             let io = SandboxIo {
                 args: vec![name.clone()],
@@ -435,7 +587,11 @@ async fn call(app: &App, tool: &Tool, input: &Value, input_bytes: usize, caller:
                 None,
                 None,
             );
-            return error(StatusCode::INTERNAL_SERVER_ERROR, "refused", &message);
+            return (
+                error(StatusCode::INTERNAL_SERVER_ERROR, "refused", &message),
+                "refused",
+                None,
+            );
         }
     };
     let usage = json!({
@@ -499,7 +655,8 @@ async fn call(app: &App, tool: &Tool, input: &Value, input_bytes: usize, caller:
         obj.insert("usage".into(), usage);
         obj.insert("logs".into(), Value::Array(logs));
     }
-    (status, axum::Json(body)).into_response()
+    let limit = limit.as_ref().map(|l| l.name());
+    ((status, axum::Json(body)).into_response(), kind, limit)
 }
 
 /// Appends one JSON line per call; sizes of the input only, never its text.
@@ -611,6 +768,9 @@ fn scan(app: &App, initial: bool) {
         {
             next.remove(&name);
             eprintln!("toka-host: removed {name} ({} is gone)", file.display());
+            let _ = app
+                .events
+                .send(json!({ "event": "tool-removed", "tool": name, "manifest": file }));
         }
         errors.remove(&file);
     }
@@ -635,6 +795,15 @@ fn scan(app: &App, initial: bool) {
                     tool.spec.version,
                     file.display()
                 );
+                let event = if next.contains_key(&name) {
+                    "tool-replaced"
+                } else {
+                    "tool-loaded"
+                };
+                let _ = app.events.send(json!({
+                    "event": event, "tool": name, "version": tool.spec.version,
+                    "digest": tool.digest, "manifest": file,
+                }));
                 if let Some(w) = watched.get_mut(&file)
                     && let Some(old) = w.name.replace(name.clone())
                     && old != name
@@ -646,6 +815,9 @@ fn scan(app: &App, initial: bool) {
             }
             Err(message) => {
                 eprintln!("toka-host: {message} (the previous version, if any, keeps serving)");
+                let _ = app
+                    .events
+                    .send(json!({ "event": "tool-failed", "manifest": file, "error": message }));
                 errors.insert(file, message);
             }
         }

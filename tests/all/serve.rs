@@ -427,3 +427,62 @@ fn busy_gets_503_and_sigterm_drains() {
     assert!(status.success(), "{status:?}");
     assert!(s.log().contains("draining"), "{}", s.log());
 }
+
+#[test]
+fn events_stream_and_metrics() {
+    let dir = dir_with_greeter("1.0.0");
+    let s = Server::start(dir.path(), &[]);
+    let listener = {
+        let url = format!("{}/v1/events", s.base);
+        std::thread::spawn(move || {
+            Command::new("curl")
+                .args(["-s", "-N", "--max-time", "4"])
+                .arg(url)
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        s.json("POST", "/v1/tools/greeter/invoke", Some(r#"{"name":"e"}"#))
+            .0,
+        200
+    );
+    assert_eq!(
+        s.json("POST", "/v1/tools/spinner/invoke", Some(r#"{"do":"spin"}"#))
+            .0,
+        504
+    );
+    write_greeter(dir.path(), "3.0.0");
+    std::thread::sleep(Duration::from_millis(1000));
+    std::fs::write(dir.path().join("broken.yaml"), "metadata: [").expect("broken");
+    std::fs::remove_file(dir.path().join("spinner.yaml")).expect("remove");
+    let events = listener.join().expect("listener");
+    for kind in [
+        "call-started",
+        "call-finished",
+        "tool-replaced",
+        "tool-failed",
+        "tool-removed",
+    ] {
+        assert!(
+            events.contains(&format!("event: {kind}")),
+            "no {kind} in:\n{events}\nserver log:\n{}",
+            s.log()
+        );
+    }
+    assert!(events.contains("\"version\":\"3.0.0\""), "{events}");
+
+    let (code, text) = s.curl("GET", "/metrics", None, &[]);
+    assert_eq!(code, 200);
+    for line in [
+        "toka_calls_total{tool=\"greeter\",outcome=\"ok\"} 1",
+        "toka_calls_total{tool=\"spinner\",outcome=\"limit-exceeded\"} 1",
+        "toka_limits_hit_total{limit=\"timeout\"} 1",
+        "toka_call_duration_seconds_count 2",
+        "toka_calls_in_flight 0",
+    ] {
+        assert!(text.contains(line), "no `{line}` in:\n{text}");
+    }
+}
