@@ -3,6 +3,7 @@
 
 mod cache;
 mod conformance;
+mod deploy;
 mod errors;
 mod escapes;
 mod harness;

@@ -1,0 +1,33 @@
+# Toka host image: builds the host and the bundled plugins from source, then
+# runs `toka-host serve` as an unprivileged user.
+#
+#   docker build -t toka-host:0.1.0 .
+#   docker run -p 8080:8080 toka-host:0.1.0
+#
+# Wasm tools run fully sandboxed as any user. Shell/Python tools need what
+# the subprocess shim needs (Landlock, a pids cgroup, a network namespace:
+# root or CAP_SYS_ADMIN); without it they are refused, never run weaker.
+
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN scripts/build-plugins.sh \
+ && cargo build --release --locked -p toka-host
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends bash python3 curl ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --create-home --home-dir /var/lib/toka toka
+COPY --from=build /src/target/release/toka-host /usr/local/bin/toka-host
+COPY --from=build /src/manifests /opt/toka/manifests
+COPY --from=build /src/plugins/build /opt/toka/plugins/build
+COPY --from=build /src/scripts/tools /opt/toka/scripts/tools
+USER toka
+ENV TOKA_MANIFESTS=/opt/toka/manifests \
+    XDG_CACHE_HOME=/var/lib/toka/cache
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s \
+  CMD curl -fsS http://127.0.0.1:8080/health || exit 1
+ENTRYPOINT ["toka-host"]
+CMD ["serve", "--addr", "0.0.0.0:8080", "--allow-remote", "--audit-log", "/var/lib/toka/audit.jsonl"]

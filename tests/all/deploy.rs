@@ -1,0 +1,140 @@
+//! The Dockerfile and the Kubernetes manifests in deploy/ agree with the
+//! binary: every flag they pass exists, ports and probe paths match, the
+//! process runs unprivileged, and the ConfigMap's tool manifests validate.
+//! (No Docker engine runs on the test machines, so the image is not built
+//! here.)
+
+use crate::harness::{repo, toka};
+use serde::Deserialize;
+
+fn docs(file: &str) -> Vec<serde_yaml::Value> {
+    let text = std::fs::read_to_string(repo().join(file)).expect("read");
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde_yaml::Value::deserialize(d).expect("YAML"))
+        .collect()
+}
+
+fn flags(args: &[String]) -> Vec<String> {
+    args.iter()
+        .filter(|a| a.starts_with("--"))
+        .cloned()
+        .collect()
+}
+
+fn port_of_addr(args: &[String]) -> u16 {
+    let i = args.iter().position(|a| a == "--addr").expect("--addr");
+    args[i + 1]
+        .rsplit_once(':')
+        .expect("host:port")
+        .1
+        .parse()
+        .expect("port")
+}
+
+#[test]
+fn kubernetes_manifests_agree_with_the_binary() {
+    let help = toka(["serve", "--help"]).run();
+    help.assert_code(0);
+    let deployment = &docs("deploy/deployment.yaml")[0];
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let args: Vec<String> = serde_yaml::from_value(container["args"].clone()).expect("args");
+    assert_eq!(args[0], "serve");
+    for flag in flags(&args) {
+        assert!(help.stdout.contains(&flag), "{flag} is not a `serve` flag");
+    }
+    let port = port_of_addr(&args);
+    assert_eq!(
+        container["ports"][0]["containerPort"].as_u64(),
+        Some(u64::from(port))
+    );
+    let port_name = container["ports"][0]["name"].as_str().expect("port name");
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/health");
+    assert_eq!(container["livenessProbe"]["httpGet"]["port"], port_name);
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/status");
+    assert_eq!(container["readinessProbe"]["httpGet"]["port"], port_name);
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"],
+        true
+    );
+    assert!(deployment["spec"]["replicas"].as_u64().unwrap_or(0) >= 2);
+    let mounts = container["volumeMounts"].as_sequence().expect("mounts");
+    let manifests_dir = &args[args
+        .iter()
+        .position(|a| a == "--manifests")
+        .expect("--manifests")
+        + 1];
+    assert!(
+        mounts
+            .iter()
+            .any(|m| m["mountPath"].as_str() == Some(manifests_dir))
+    );
+
+    let service = &docs("deploy/service.yaml")[0];
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], port_name);
+    assert_eq!(
+        service["spec"]["selector"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+
+    // The ConfigMap's manifests are valid manifests for this binary (with
+    // the image's plugin directory mapped to the one built here).
+    let configmap = &docs("deploy/configmap.yaml")[0];
+    let data = configmap["data"].as_mapping().expect("data");
+    assert!(!data.is_empty());
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, text) in data {
+        let name = name.as_str().expect("key");
+        let text = text.as_str().expect("manifest text").replace(
+            "/opt/toka/plugins/build",
+            &repo().join("plugins/build").display().to_string(),
+        );
+        if let Err(e) = toka_host::manifest::parse(&dir.path().join(name), &text) {
+            panic!("deploy/configmap.yaml {name}: {e}");
+        }
+    }
+}
+
+#[test]
+fn dockerfile_agrees_with_the_binary() {
+    let text = std::fs::read_to_string(repo().join("Dockerfile")).expect("Dockerfile");
+    let line = |prefix: &str| {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} line"))
+            .to_string()
+    };
+    assert_eq!(
+        text.matches("\nFROM ").count() + usize::from(text.starts_with("FROM ")),
+        2,
+        "multi-stage"
+    );
+    let user = line("USER ");
+    assert!(!user.contains("root") && user.trim() != "USER 0", "{user}");
+    let cmd: Vec<String> =
+        serde_json::from_str(line("CMD ").trim_start_matches("CMD ")).expect("CMD is JSON");
+    let entry: Vec<String> =
+        serde_json::from_str(line("ENTRYPOINT ").trim_start_matches("ENTRYPOINT "))
+            .expect("ENTRYPOINT is JSON");
+    assert_eq!(entry, ["toka-host"]);
+    let help = toka(["serve", "--help"]).run();
+    for flag in flags(&cmd) {
+        assert!(help.stdout.contains(&flag), "{flag} is not a `serve` flag");
+    }
+    let port = port_of_addr(&cmd);
+    assert_eq!(
+        line("EXPOSE ").trim_start_matches("EXPOSE ").trim(),
+        port.to_string()
+    );
+    let health = text
+        .lines()
+        .find(|l| l.contains("CMD curl"))
+        .expect("HEALTHCHECK command");
+    assert!(
+        health.contains(&format!("127.0.0.1:{port}/health")),
+        "{health}"
+    );
+    assert!(
+        text.contains("scripts/build-plugins.sh"),
+        "the image builds the plugins"
+    );
+}
