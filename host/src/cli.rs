@@ -214,6 +214,7 @@ impl EngineArgs {
             } else {
                 self.cache_dir.clone().or(defaults.cache_dir)
             },
+            pooling: None,
         }
     }
 }

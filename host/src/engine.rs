@@ -27,6 +27,9 @@ pub struct EngineOptions {
     pub max_wasm_stack: usize,
     /// Where compiled code is cached; `None` turns the cache off.
     pub cache_dir: Option<PathBuf>,
+    /// Pre-allocate instance slots for this many calls at once (the pooling
+    /// allocator, for `serve`); `None` allocates per instance (for `run`).
+    pub pooling: Option<u32>,
 }
 
 impl Default for EngineOptions {
@@ -34,6 +37,7 @@ impl Default for EngineOptions {
         EngineOptions {
             max_wasm_stack: DEFAULT_MAX_WASM_STACK,
             cache_dir: default_cache_dir(),
+            pooling: None,
         }
     }
 }
@@ -118,7 +122,12 @@ impl TokaEngine {
             .consume_fuel(true)
             .epoch_interruption(true)
             .max_wasm_stack(options.max_wasm_stack)
-            .async_stack_size(options.max_wasm_stack + HOST_STACK_MARGIN);
+            .async_stack_size(options.max_wasm_stack + HOST_STACK_MARGIN)
+            // No component-model async in any tool world yet.
+            .concurrency_support(false);
+        if let Some(calls) = options.pooling {
+            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool(calls)));
+        }
         let engine = Engine::new(&config).map_err(|e| EngineError(format!("{e:#}")))?;
         let weak = engine.weak();
         std::thread::Builder::new()
@@ -249,6 +258,27 @@ impl TokaEngine {
             }
         }
     }
+}
+
+/// Slots for `calls` concurrent calls of typical components (a Rust tool is a
+/// handful of core instances: the module, the WASI adapter, shims). Freed
+/// slots keep a little memory resident and are reset by scanning which pages
+/// were touched, so a fresh instance per call costs microseconds.
+fn pool(calls: u32) -> wasmtime::PoolingAllocationConfig {
+    let mut p = wasmtime::PoolingAllocationConfig::new();
+    p.total_component_instances(calls)
+        .max_core_instances_per_component(32)
+        .total_core_instances(calls.saturating_mul(32))
+        .max_memories_per_component(8)
+        .total_memories(calls.saturating_mul(8))
+        .max_tables_per_component(16)
+        .total_tables(calls.saturating_mul(16))
+        .total_stacks(calls)
+        .max_memory_size(4 << 30)
+        .linear_memory_keep_resident(64 << 10)
+        .table_keep_resident(16 << 10)
+        .pagemap_scan(wasmtime::Enabled::Auto);
+    p
 }
 
 fn looks_like_text(bytes: &[u8]) -> bool {

@@ -21,10 +21,15 @@ fn main() -> ExitCode {
         }
     };
     // `serve` runs calls in parallel; a single `run` needs one thread.
-    let mut builder = if matches!(cli.command, Command::Serve(_)) {
-        tokio::runtime::Builder::new_multi_thread()
-    } else {
-        tokio::runtime::Builder::new_current_thread()
+    let mut builder = match &cli.command {
+        Command::Serve(args) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            if let Some(n) = args.workers {
+                b.worker_threads(n.max(1));
+            }
+            b
+        }
+        _ => tokio::runtime::Builder::new_current_thread(),
     };
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,

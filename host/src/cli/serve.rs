@@ -36,6 +36,10 @@ pub struct ServeArgs {
     #[arg(long = "max-concurrent", value_name = "N", default_value_t = 64)]
     pub max_concurrent: usize,
 
+    /// Threads that run calls [default: one per CPU].
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+
     /// Largest request body.
     #[arg(long = "max-body", value_name = "SIZE", default_value = "1MiB")]
     pub max_body: ByteSize,
@@ -73,7 +77,9 @@ pub struct ServeArgs {
 
 /// Runs the server; returns the exit code.
 pub async fn run(args: ServeArgs) -> u8 {
-    let engine = match TokaEngine::new(&args.engine.options(&args.limits)) {
+    let mut engine_options = args.engine.options(&args.limits);
+    engine_options.pooling = Some(u32::try_from(args.max_concurrent.max(1)).unwrap_or(u32::MAX));
+    let engine = match TokaEngine::new(&engine_options) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("error: {e}");
