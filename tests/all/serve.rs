@@ -486,3 +486,11 @@ fn events_stream_and_metrics() {
         assert!(text.contains(line), "no `{line}` in:\n{text}");
     }
 }
+
+#[test]
+fn non_loopback_needs_allow_remote() {
+    let run = crate::harness::toka(["serve", "--addr", "0.0.0.0:0"]).run();
+    run.assert_code(125)
+        .assert_stderr_has("not a loopback address")
+        .assert_stderr_has("--allow-remote");
+}
