@@ -494,3 +494,44 @@ fn non_loopback_needs_allow_remote() {
         .assert_stderr_has("not a loopback address")
         .assert_stderr_has("--allow-remote");
 }
+
+#[test]
+fn replacing_the_wasm_file_swaps_the_code() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wasm = dir.path().join("tool.wasm");
+    std::fs::copy(plugin("hello"), &wasm).expect("copy");
+    std::fs::write(
+        dir.path().join("swapper.yaml"),
+        "metadata: { name: swapper, version: 1.0.0, description: swaps }\n\
+         spec: { executable: { type: component, path: tool.wasm } }\n",
+    )
+    .expect("manifest");
+    let s = Server::start(dir.path(), &[]);
+    let (code, v) = s.json("POST", "/v1/tools/swapper/invoke", Some(r#"{"name":"a"}"#));
+    assert_eq!(
+        (code, v["output"]["greeting"].as_str()),
+        (200, Some("Hello, a!"))
+    );
+    let old_digest = v["digest"].as_str().expect("digest").to_string();
+
+    // Deploy new code under the same manifest: write aside, rename over.
+    let staged = dir.path().join(".tool.wasm.new");
+    std::fs::copy(plugin("noop"), &staged).expect("stage");
+    std::fs::rename(&staged, &wasm).expect("rename");
+    let landed = Instant::now();
+    loop {
+        let (code, v) = s.json("POST", "/v1/tools/swapper/invoke", Some(r#"{"name":"a"}"#));
+        assert_eq!(code, 200, "{v}");
+        if v["digest"].as_str() != Some(old_digest.as_str()) {
+            assert_eq!(v["output"], serde_json::json!({}), "the new code answers");
+            break;
+        }
+        assert!(
+            landed.elapsed() < Duration::from_secs(1),
+            "the new code was not served within a second"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (_, status) = s.json("GET", "/status", None);
+    assert_ne!(status["tools"][0]["digest"], old_digest.as_str());
+}
