@@ -123,6 +123,65 @@ pub struct LimitArgs {
     pub max_wasm_stack: Option<ByteSize>,
 }
 
+/// How subprocess (shell, Python, external) tools run.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Subprocess tools")]
+pub struct ShimArgs {
+    /// Run shell, Python and external tools even where Landlock, the pids
+    /// cgroup or a network namespace is unavailable (says so loudly).
+    #[arg(long = "allow-weaker-sandbox")]
+    pub allow_weaker_sandbox: bool,
+
+    /// Allow an interpreter for shell/Python tools: NAME=/absolute/path
+    /// (repeatable; bash, sh and python3 are found in /usr/bin, /bin,
+    /// /usr/local/bin by default, never through PATH).
+    #[arg(long = "interpreter", value_name = "NAME=PATH")]
+    pub interpreter: Vec<String>,
+}
+
+impl ShimArgs {
+    /// The shim options these flags describe.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the bad `--interpreter`.
+    pub fn options(&self) -> Result<crate::shim::ShimOptions, String> {
+        let mut interpreters = crate::shim::Interpreters::system();
+        for i in &self.interpreter {
+            let (name, path) = i
+                .split_once('=')
+                .ok_or_else(|| format!("--interpreter {i}: write NAME=/absolute/path"))?;
+            interpreters = interpreters.with(name, std::path::Path::new(path))?;
+        }
+        Ok(crate::shim::ShimOptions {
+            interpreters,
+            allow_weaker_sandbox: self.allow_weaker_sandbox,
+            ..crate::shim::ShimOptions::default()
+        })
+    }
+}
+
+/// Everything that decides what a call may touch and spend, and how its
+/// code is compiled: shared by `run`, `tools call` and `serve`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SandboxArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub grants: GrantArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub limits: LimitArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub shim: ShimArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub engine: EngineArgs,
+}
+
 /// Engine and cache settings.
 #[derive(Debug, Clone, Default, Args)]
 #[command(next_help_heading = "Compilation")]

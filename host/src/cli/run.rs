@@ -2,7 +2,7 @@
 //! cache, invoke it once, and report the outcome as text or as one JSON
 //! envelope, with the documented exit code.
 
-use super::{EngineArgs, GrantArgs, LimitArgs};
+use super::SandboxArgs;
 use crate::engine::{EngineError, LoadError, TokaEngine};
 use crate::exit;
 use crate::invoke::{self, Plugin, PluginKind};
@@ -51,32 +51,9 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Output")]
     pub json: bool,
 
-    /// Run shell, Python and external tools even where Landlock, the pids
-    /// cgroup or a network namespace is unavailable (says so loudly).
-    #[arg(long = "allow-weaker-sandbox", help_heading = "Subprocess tools")]
-    pub allow_weaker_sandbox: bool,
-
-    /// Allow an interpreter for shell/Python tools: NAME=/absolute/path
-    /// (repeatable; bash, sh and python3 are found in /usr/bin, /bin,
-    /// /usr/local/bin by default, never through PATH).
-    #[arg(
-        long = "interpreter",
-        value_name = "NAME=PATH",
-        help_heading = "Subprocess tools"
-    )]
-    pub interpreter: Vec<String>,
-
     #[command(flatten)]
     #[allow(missing_docs)]
-    pub grants: GrantArgs,
-
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub limits: LimitArgs,
-
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub engine: EngineArgs,
+    pub sandbox: SandboxArgs,
 }
 
 /// Why `run` stopped before or around the call.
@@ -288,25 +265,12 @@ async fn run_shim(
             spec.name
         )));
     }
-    let grants = args.grants.grants(&args.limits);
+    let grants = args.sandbox.grants.grants(&args.sandbox.limits);
     let policy = policy::resolve(spec.name.as_str(), Some(spec), &grants, |k| {
         std::env::var(k).ok()
     })?;
     let input = build_input(args, Some(&spec.parameters))?;
-    let mut interpreters = shim::Interpreters::system();
-    for i in &args.interpreter {
-        let (name, path) = i.split_once('=').ok_or_else(|| {
-            RunError::Input(format!("--interpreter {i}: write NAME=/absolute/path"))
-        })?;
-        interpreters = interpreters
-            .with(name, Path::new(path))
-            .map_err(RunError::Input)?;
-    }
-    let options = shim::ShimOptions {
-        interpreters,
-        allow_weaker_sandbox: args.allow_weaker_sandbox,
-        ..shim::ShimOptions::default()
-    };
+    let options = args.sandbox.shim.options().map_err(RunError::Input)?;
     let outcome = shim::run(spec, &policy, &input, &options, events).await?;
     let subject = json!({
         "tool": spec.name,
@@ -329,7 +293,7 @@ fn prepare(args: &RunArgs, target: Target, events: EventSink) -> Result<Prepared
         None => args.plugin.clone(),
     };
 
-    let grants = args.grants.grants(&args.limits);
+    let grants = args.sandbox.grants.grants(&args.sandbox.limits);
     let policy = policy::resolve(&name, spec.as_ref(), &grants, |k| std::env::var(k).ok())?;
     for host in &policy.network.unresolved {
         eprintln!(
@@ -337,9 +301,9 @@ fn prepare(args: &RunArgs, target: Target, events: EventSink) -> Result<Prepared
         );
     }
 
-    let engine = TokaEngine::new(&args.engine.options(&args.limits))?;
+    let engine = TokaEngine::new(&args.sandbox.engine.options(&args.sandbox.limits))?;
     if let Err(why) = engine.cache()
-        && !args.engine.no_cache
+        && !args.sandbox.engine.no_cache
     {
         eprintln!("warning: compile cache off: {why}");
     }

@@ -1,10 +1,9 @@
 //! `toka-host serve`: flags mapped onto [`crate::server::ServeOptions`].
 
-use super::{EngineArgs, GrantArgs, LimitArgs};
+use super::SandboxArgs;
 use crate::engine::TokaEngine;
 use crate::exit;
 use crate::server::{self, ServeOptions};
-use crate::shim::{Interpreters, ShimOptions};
 use crate::units::{ByteSize, HumanDuration};
 use clap::Args;
 use std::net::SocketAddr;
@@ -57,30 +56,25 @@ pub struct ServeArgs {
     )]
     pub reload_interval: HumanDuration,
 
-    /// Run subprocess tools even where Landlock, the pids cgroup or a
-    /// network namespace is unavailable.
-    #[arg(long = "allow-weaker-sandbox")]
-    pub allow_weaker_sandbox: bool,
-
     #[command(flatten)]
     #[allow(missing_docs)]
-    pub grants: GrantArgs,
-
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub limits: LimitArgs,
-
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub engine: EngineArgs,
+    pub sandbox: SandboxArgs,
 }
 
 /// Runs the server; returns the exit code.
 pub async fn run(args: ServeArgs) -> u8 {
-    let mut engine_options = args.engine.options(&args.limits);
+    let sandbox = &args.sandbox;
+    let mut engine_options = sandbox.engine.options(&sandbox.limits);
     engine_options.pooling = Some(u32::try_from(args.max_concurrent.max(1)).unwrap_or(u32::MAX));
     let engine = match TokaEngine::new(&engine_options) {
         Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INVALID;
+        }
+    };
+    let shim = match sandbox.shim.options() {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
             return exit::INVALID;
@@ -90,12 +84,8 @@ pub async fn run(args: ServeArgs) -> u8 {
         addr: args.addr,
         allow_remote: args.allow_remote,
         manifests: args.manifests.clone(),
-        grants: args.grants.grants(&args.limits),
-        shim: ShimOptions {
-            interpreters: Interpreters::system(),
-            allow_weaker_sandbox: args.allow_weaker_sandbox,
-            ..ShimOptions::default()
-        },
+        grants: sandbox.grants.grants(&sandbox.limits),
+        shim,
         max_concurrent: args.max_concurrent.max(1),
         max_body: usize::try_from(args.max_body.0).unwrap_or(usize::MAX),
         audit_log: args.audit_log.clone(),
