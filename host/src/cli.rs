@@ -123,6 +123,20 @@ pub struct LimitArgs {
     pub max_wasm_stack: Option<ByteSize>,
 }
 
+/// Where the tool manifests are (shared by `run`, `serve` and `tools`).
+#[derive(Debug, Args)]
+pub struct DirArgs {
+    /// Directory of tool manifests (tools given by name are looked up
+    /// there; `serve` watches it).
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "TOKA_MANIFESTS",
+        default_value = "manifests"
+    )]
+    pub manifests: PathBuf,
+}
+
 /// How subprocess (shell, Python, external) tools run.
 #[derive(Debug, Clone, Default, Args)]
 #[command(next_help_heading = "Subprocess tools")]

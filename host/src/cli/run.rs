@@ -2,7 +2,7 @@
 //! cache, invoke it once, and report the outcome as text or as one JSON
 //! envelope, with the documented exit code.
 
-use super::SandboxArgs;
+use super::{DirArgs, SandboxArgs};
 use crate::engine::{EngineError, LoadError, TokaEngine};
 use crate::exit;
 use crate::invoke::{self, Plugin, PluginKind};
@@ -27,14 +27,9 @@ pub struct RunArgs {
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
 
-    /// Directory of tool manifests, for PLUGIN given as a name.
-    #[arg(
-        long,
-        value_name = "DIR",
-        env = "TOKA_MANIFESTS",
-        default_value = "manifests"
-    )]
-    pub manifests: PathBuf,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub dir: DirArgs,
 
     /// JSON input of a tool: inline JSON, @FILE to read a file, or - for stdin.
     #[arg(long, value_name = "JSON|@FILE|-", help_heading = "Input")]
@@ -185,7 +180,7 @@ pub async fn run(args: RunArgs) -> u8 {
         })
     };
 
-    let target = match resolve_target(&args.plugin, &args.manifests) {
+    let target = match resolve_target(&args.plugin, &args.dir.manifests) {
         Ok(t) => t,
         Err(e) => return report_error(&args, &e),
     };

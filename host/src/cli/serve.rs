@@ -1,6 +1,6 @@
 //! `toka-host serve`: flags mapped onto [`crate::server::ServeOptions`].
 
-use super::SandboxArgs;
+use super::{DirArgs, SandboxArgs};
 use crate::engine::TokaEngine;
 use crate::exit;
 use crate::server::{self, ServeOptions};
@@ -22,14 +22,9 @@ pub struct ServeArgs {
     #[arg(long = "allow-remote")]
     pub allow_remote: bool,
 
-    /// Directory of tool manifests, watched for changes.
-    #[arg(
-        long,
-        value_name = "DIR",
-        env = "TOKA_MANIFESTS",
-        default_value = "manifests"
-    )]
-    pub manifests: PathBuf,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub dir: DirArgs,
 
     /// Calls running at once; more are answered 503 with Retry-After.
     #[arg(long = "max-concurrent", value_name = "N", default_value_t = 64)]
@@ -83,7 +78,7 @@ pub async fn run(args: ServeArgs) -> u8 {
     let options = ServeOptions {
         addr: args.addr,
         allow_remote: args.allow_remote,
-        manifests: args.manifests.clone(),
+        manifests: args.dir.manifests.clone(),
         grants: sandbox.grants.grants(&sandbox.limits),
         shim,
         max_concurrent: args.max_concurrent.max(1),

@@ -2,7 +2,7 @@
 //! directory: list, show, validate, call through the registry, and vet
 //! (print and pin the digest of what a manifest runs).
 
-use super::EngineArgs;
+use super::{DirArgs, EngineArgs};
 use super::run::RunArgs;
 use crate::engine::{EntryKind, TokaEngine};
 use crate::exit;
@@ -37,19 +37,6 @@ pub enum ToolsCommand {
     ///
     /// Vet the file first: the pin says "this exact content was reviewed".
     Vet(VetArgs),
-}
-
-/// Where the manifests are.
-#[derive(Debug, Args)]
-pub struct DirArgs {
-    /// Directory of tool manifests.
-    #[arg(
-        long,
-        value_name = "DIR",
-        env = "TOKA_MANIFESTS",
-        default_value = "manifests"
-    )]
-    pub manifests: PathBuf,
 }
 
 /// `toka-host tools list` flags.
@@ -329,7 +316,7 @@ fn validate(args: &ValidateArgs) -> Outcome {
 }
 
 async fn call(mut args: RunArgs) -> u8 {
-    let reg = match registry(&args.manifests) {
+    let reg = match registry(&args.dir.manifests) {
         Ok(r) => r,
         Err((code, message)) => {
             eprintln!("error: {message}");
