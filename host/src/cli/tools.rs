@@ -2,8 +2,8 @@
 //! directory: list, show, validate, call through the registry, and vet
 //! (print and pin the digest of what a manifest runs).
 
-use super::{DirArgs, EngineArgs};
 use super::run::RunArgs;
+use super::{DirArgs, EngineArgs};
 use crate::engine::{EntryKind, TokaEngine};
 use crate::exit;
 use crate::manifest::{self, Sha256Hex, ToolSpec};
