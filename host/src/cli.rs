@@ -1,6 +1,8 @@
 //! The `toka-host` command line: flags, grouped by concern into flattened
 //! structs of `Option`s, each mapped onto the library's types by one function.
 
+pub mod orchestrate;
+pub mod progress;
 pub mod run;
 pub mod serve;
 pub mod tools;
@@ -46,8 +48,19 @@ pub enum Command {
     /// default), reloading them live when their files change.
     ///
     /// Endpoints: GET /health, GET /status, GET /v1/tools,
-    /// POST /v1/tools/{name}/invoke (JSON input in, JSON result out).
+    /// POST /v1/tools/{name}/invoke (JSON input in, JSON result out),
+    /// POST /v1/agents (start a workflow), GET|DELETE /v1/agents/{id},
+    /// GET /v1/events (server-sent events), GET /metrics.
+    #[command(after_help = crate::llm::ENV_HELP)]
     Serve(Box<serve::ServeArgs>),
+
+    /// Run the agents an agents file lists, all at once, with live progress
+    /// and a summary table at the end.
+    ///
+    /// Each agent is a workflow run with its own input, sandbox and budget.
+    /// Exits 0 when every agent completed, 1 when any failed.
+    #[command(after_help = orchestrate::AFTER_HELP)]
+    Orchestrate(Box<orchestrate::OrchestrateArgs>),
 
     /// Work with the tools of a manifests directory: list, show, validate,
     /// call, vet.
@@ -61,9 +74,13 @@ fn run_after_help() -> String {
            toka-host run hello --param name=Ada\n  \
            toka-host run file-reader --grant filesystem-read --param path=notes.txt\n  \
            toka-host run prog.wasm --dir ./work::/work --env LANG -- arg1 arg2\n\n\
-         Default limits (when neither manifest nor flags set them): {}, wasm stack {}.\n\n{}",
+         Default limits (when neither manifest nor flags set them): {}, wasm stack {}.\n\n\
+         A workflow (spec.executable.type: workflow) shows its progress while it runs (a bar on \
+         a terminal, JSON lines with --json) and may call the tools its manifest lists \
+         (--grant tool-call) and the language model (--grant llm).\n\n{}\n\n{}",
         DEFAULT_LIMITS.describe(),
         ByteSize(DEFAULT_MAX_WASM_STACK as u64),
+        crate::llm::ENV_HELP,
         crate::exit::TABLE
     )
 }
@@ -117,6 +134,11 @@ pub struct LimitArgs {
     /// Bytes the call may write: stdout, stderr, logs and result together.
     #[arg(long = "max-output", value_name = "SIZE")]
     pub max_output: Option<ByteSize>,
+
+    /// Language-model tokens (input plus output) a workflow run may spend,
+    /// nested workflows included [default: 100000].
+    #[arg(long = "llm-tokens", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub llm_tokens: Option<u64>,
 
     /// Wasm stack per call (e.g. 512KiB).
     #[arg(long = "max-wasm-stack", value_name = "SIZE")]
@@ -210,6 +232,51 @@ pub struct EngineArgs {
     pub no_cache: bool,
 }
 
+/// Settings of workflow runs: the audit log (the language model itself is
+/// configured from the environment, see `--help`).
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Audit")]
+pub struct AuditArgs {
+    /// Append a JSON line to FILE for every tool call, LLM request and
+    /// response (never the provider's key) and agent run.
+    #[arg(long = "audit-log", value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+}
+
+impl AuditArgs {
+    /// The audit log, opened.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the file.
+    pub fn open(&self) -> Result<Option<std::sync::Arc<crate::audit::AuditLog>>, String> {
+        self.audit_log
+            .as_ref()
+            .map(|p| {
+                crate::audit::AuditLog::open(p)
+                    .map(std::sync::Arc::new)
+                    .map_err(|e| format!("--audit-log {}: {e}", p.display()))
+            })
+            .transpose()
+    }
+}
+
+/// The language-model client configured by the environment, if any.
+///
+/// # Errors
+///
+/// A message naming the variable that is wrong.
+pub fn llm_from_env(
+    audit: Option<std::sync::Arc<crate::audit::AuditLog>>,
+) -> Result<Option<std::sync::Arc<crate::llm::LlmClient>>, String> {
+    match crate::llm::LlmConfig::from_env(|k| std::env::var(k).ok())? {
+        None => Ok(None),
+        Some(c) => Ok(Some(std::sync::Arc::new(crate::llm::LlmClient::new(
+            c, audit,
+        )?))),
+    }
+}
+
 /// Prints a line on stdout; a closed pipe (`| head`) is not an error.
 pub(crate) fn print_line(line: &str) {
     use std::io::Write;
@@ -270,6 +337,7 @@ impl LimitArgs {
             timeout: self.timeout,
             output: self.max_output,
             cpu: None,
+            llm_tokens: self.llm_tokens,
         }
     }
 }

@@ -6,7 +6,8 @@ use crate::engine::{Compiled, Loaded, TokaEngine};
 use crate::manifest::ExecutableKind;
 use crate::outcome::{CallError, LimitExceeded, Outcome, Output, ToolErrorKind, Usage};
 use crate::policy::Policy;
-use crate::sandbox::{self, OutputBudget, SandboxIo, State, ToolBindingsPre};
+use crate::sandbox::{self, OutputBudget, SandboxIo, State, ToolBindingsPre, WorkflowBindingsPre};
+use crate::workflow::Frame;
 use std::time::{Duration, Instant};
 use wasmtime::component::Component;
 use wasmtime::{Store, Trap};
@@ -23,6 +24,9 @@ const OUTER_GRACE: Duration = Duration::from_millis(100);
 pub enum PluginKind {
     /// A `toka:plugin/tool` component: JSON in, JSON out.
     Tool,
+    /// A `toka:plugin/workflow` component: JSON in, JSON out, calling
+    /// tools and a language model through the host.
+    Workflow,
     /// A `wasi:cli/command` component.
     Command,
     /// A WASI preview1 core module with `_start`.
@@ -34,6 +38,7 @@ impl PluginKind {
     pub fn describe(self) -> &'static str {
         match self {
             PluginKind::Tool => "a toka:plugin tool component",
+            PluginKind::Workflow => "a toka:plugin workflow component",
             PluginKind::Command => "a wasi:cli/command component",
             PluginKind::Preview1 => "a WASI preview1 command module",
         }
@@ -57,6 +62,7 @@ pub struct Plugin {
 #[derive(Clone)]
 enum Linked {
     Tool(ToolBindingsPre<State<WasiCtx>>),
+    Workflow(WorkflowBindingsPre<State<WasiCtx>>),
     Command(wasmtime_wasi::p2::bindings::CommandPre<State<WasiCtx>>),
     /// Preview1 modules are linked per call (their linker holds the store).
     Module,
@@ -94,12 +100,13 @@ impl Plugin {
         match (declared, kind) {
             (None, _)
             | (Some(ExecutableKind::Component), PluginKind::Tool)
+            | (Some(ExecutableKind::Workflow), PluginKind::Workflow)
             | (Some(ExecutableKind::Command), PluginKind::Command | PluginKind::Preview1) => {}
             (Some(d), k) => {
-                let fix = if k == PluginKind::Tool {
-                    "component"
-                } else {
-                    "command"
+                let fix = match k {
+                    PluginKind::Tool => "component",
+                    PluginKind::Workflow => "workflow",
+                    PluginKind::Command | PluginKind::Preview1 => "command",
                 };
                 return Err(link(format!(
                     "the manifest says `type: {d}` but the file is {}; set spec.executable.type to `{fix}`",
@@ -114,16 +121,18 @@ impl Plugin {
                     sandbox::component_linker(engine).map_err(|e| link(format!("{e:#}")))?;
                 let pre = linker.instantiate_pre(c).map_err(|e| {
                     link(format!(
-                        "{e:#}; the host provides wasi:*@0.2.x and toka:plugin/host@0.1.0, nothing else"
+                        "{e:#}; the host provides wasi:*@0.2.x and toka:plugin/{{host,tools,llm}}@0.1.0, nothing else"
                     ))
                 })?;
-                if kind == PluginKind::Tool {
-                    Linked::Tool(ToolBindingsPre::new(pre).map_err(|e| link(format!("{e:#}")))?)
-                } else {
-                    Linked::Command(
-                        wasmtime_wasi::p2::bindings::CommandPre::new(pre)
-                            .map_err(|e| link(format!("{e:#}")))?,
-                    )
+                let e = |e: wasmtime::Error| link(format!("{e:#}"));
+                match kind {
+                    PluginKind::Tool => Linked::Tool(ToolBindingsPre::new(pre).map_err(e)?),
+                    PluginKind::Workflow => {
+                        Linked::Workflow(WorkflowBindingsPre::new(pre).map_err(e)?)
+                    }
+                    PluginKind::Command | PluginKind::Preview1 => Linked::Command(
+                        wasmtime_wasi::p2::bindings::CommandPre::new(pre).map_err(e)?,
+                    ),
                 }
             }
         };
@@ -147,12 +156,15 @@ fn classify_component(engine: &TokaEngine, c: &Component) -> Result<PluginKind, 
         .any(|n| n.starts_with("toka:plugin/handler@0.1."))
     {
         Ok(PluginKind::Tool)
+    } else if exports.iter().any(|n| n == "run") {
+        Ok(PluginKind::Workflow)
     } else if exports.iter().any(|n| n.starts_with("wasi:cli/run@0.2.")) {
         Ok(PluginKind::Command)
     } else {
         Err(format!(
             "this component is of no world Toka runs: it exports [{}]; a tool exports \
-             toka:plugin/handler@0.1.0 (world `toka:plugin/tool`, see wit/) and a command \
+             toka:plugin/handler@0.1.0 (world `toka:plugin/tool`, see wit/), a workflow \
+             exports `run` (world `toka:plugin/workflow`) and a command \
              exports wasi:cli/run@0.2.x (any `wasi:cli/command` program)",
             exports.join(", ")
         ))
@@ -171,6 +183,19 @@ pub async fn invoke(
     policy: &Policy,
     io: SandboxIo,
     input: &str,
+) -> Outcome {
+    invoke_with(engine, plugin, policy, io, input, None).await
+}
+
+/// [`invoke`], for a workflow with its place in a run (`frame`); `None`
+/// for tools and commands. A workflow without a frame is refused.
+pub async fn invoke_with(
+    engine: &TokaEngine,
+    plugin: &Plugin,
+    policy: &Policy,
+    io: SandboxIo,
+    input: &str,
+    frame: Option<Frame>,
 ) -> Outcome {
     let budget = OutputBudget::new(policy.limits.output);
     let start = Instant::now();
@@ -198,11 +223,21 @@ pub async fn invoke(
 
     match &plugin.loaded.compiled {
         Compiled::Component(_) => {
-            let state = State::new(builder.build(), policy, &budget, &io.events, tool);
+            if plugin.kind == PluginKind::Workflow && frame.is_none() {
+                return setup_failed(
+                    "it is a workflow and needs a run context: start it with `toka-host run`, `toka-host orchestrate` or POST /v1/agents".into(),
+                );
+            }
+            let mut state = State::new(builder.build(), policy, &budget, &io.events, tool);
+            let is_workflow = frame.is_some();
+            state.frame = frame;
             let mut store = match sandbox::new_store(engine, policy, state) {
                 Ok(s) => s,
                 Err(e) => return setup_failed(format!("{e:#}")),
             };
+            if is_workflow {
+                crate::workflow::install_fuel_hook(&mut store);
+            }
             let call = call_component(&plugin.linked, &mut store, input, tool);
             let result = match tokio::time::timeout(outer, call).await {
                 Ok(r) => r.and_then(|out| check_result(out, &budget, tool)),
@@ -252,21 +287,18 @@ async fn call_component(
                 .call_invoke(&mut *store, input)
                 .await
                 .map_err(Failure::Wasm)?;
-            result.map(Output::Tool).map_err(|e| {
-                use crate::sandbox::GuestToolError as E;
-                let (kind, message) = match e {
-                    E::InvalidInput(m) => (ToolErrorKind::InvalidInput, m),
-                    E::Denied(m) => (ToolErrorKind::Denied, m),
-                    E::NotFound(m) => (ToolErrorKind::NotFound, m),
-                    E::Failed(m) => (ToolErrorKind::Failed, m),
-                    E::LimitExceeded(m) => (ToolErrorKind::LimitExceeded, m),
-                };
-                Failure::Call(CallError::Tool {
-                    tool: tool.to_string(),
-                    kind,
-                    message,
-                })
-            })
+            result.map(Output::Tool).map_err(|e| tool_error(e, tool))
+        }
+        Linked::Workflow(pre) => {
+            let bindings = pre
+                .instantiate_async(&mut *store)
+                .await
+                .map_err(Failure::Wasm)?;
+            let result = bindings
+                .call_run(&mut *store, input)
+                .await
+                .map_err(Failure::Wasm)?;
+            result.map(Output::Tool).map_err(|e| tool_error(e, tool))
         }
         Linked::Command(pre) => {
             let command = pre
@@ -284,6 +316,22 @@ async fn call_component(
             message: "a preview1 module is not a component".into(),
         })),
     }
+}
+
+fn tool_error(e: crate::sandbox::GuestToolError, tool: &str) -> Failure {
+    use crate::sandbox::GuestToolError as E;
+    let (kind, message) = match e {
+        E::InvalidInput(m) => (ToolErrorKind::InvalidInput, m),
+        E::Denied(m) => (ToolErrorKind::Denied, m),
+        E::NotFound(m) => (ToolErrorKind::NotFound, m),
+        E::Failed(m) => (ToolErrorKind::Failed, m),
+        E::LimitExceeded(m) => (ToolErrorKind::LimitExceeded, m),
+    };
+    Failure::Call(CallError::Tool {
+        tool: tool.to_string(),
+        kind,
+        message,
+    })
 }
 
 async fn call_module(
@@ -368,6 +416,11 @@ fn finish<W>(
     start: Instant,
 ) -> Outcome {
     let remaining = store.get_fuel().unwrap_or(0);
+    let llm_tokens = store
+        .data()
+        .frame
+        .as_ref()
+        .map_or(0, |f| f.run().tokens_used());
     Outcome {
         result,
         usage: Usage {
@@ -375,6 +428,7 @@ fn finish<W>(
             peak_memory: store.data().limiter.peak_memory(),
             wall_time: start.elapsed(),
             output_bytes: budget.used(),
+            llm_tokens,
         },
     }
 }

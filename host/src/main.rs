@@ -29,6 +29,8 @@ fn main() -> ExitCode {
             }
             b
         }
+        // Agents run side by side.
+        Command::Orchestrate(_) => tokio::runtime::Builder::new_multi_thread(),
         _ => tokio::runtime::Builder::new_current_thread(),
     };
     let runtime = match builder.enable_all().build() {
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
             Command::Run(args) => toka_host::cli::run::run(*args).await,
             Command::Tools(cmd) => toka_host::cli::tools::run(cmd).await,
             Command::Serve(args) => toka_host::cli::serve::run(*args).await,
+            Command::Orchestrate(args) => toka_host::cli::orchestrate::run(*args).await,
         }
     });
     // A guest may leave a read of the host's stdin pending on a blocking

@@ -135,6 +135,8 @@ pub struct LimitSettings {
     pub output: Option<ByteSize>,
     /// CPU share (subprocess tools).
     pub cpu: Option<Percent>,
+    /// Language-model tokens a workflow run may spend (input and output).
+    pub llm_tokens: Option<u64>,
 }
 
 impl LimitSettings {
@@ -146,6 +148,7 @@ impl LimitSettings {
             timeout: self.timeout.or(fallback.timeout),
             output: self.output.or(fallback.output),
             cpu: self.cpu.or(fallback.cpu),
+            llm_tokens: self.llm_tokens.or(fallback.llm_tokens),
         }
     }
 }
@@ -325,6 +328,7 @@ struct RawSandbox {
     cpu_limit: Option<Percent>,
     timeout: Option<HumanDuration>,
     output_limit: Option<ByteSize>,
+    llm_tokens: Option<u64>,
 }
 
 // ---- loading ------------------------------------------------------------
@@ -603,6 +607,7 @@ fn validate(file: &Path, raw: RawManifest) -> Result<ToolSpec, ManifestError> {
         }
     };
     positive("fuel", sandbox.fuel == Some(0))?;
+    positive("llm_tokens", sandbox.llm_tokens == Some(0))?;
     positive("timeout", sandbox.timeout.is_some_and(|t| t.0.is_zero()))?;
     positive("output_limit", sandbox.output_limit == Some(ByteSize(0)))?;
     if let Some(m) = sandbox.memory_limit
@@ -664,6 +669,7 @@ fn validate(file: &Path, raw: RawManifest) -> Result<ToolSpec, ManifestError> {
             timeout: sandbox.timeout,
             output: sandbox.output_limit,
             cpu: sandbox.cpu_limit,
+            llm_tokens: sandbox.llm_tokens,
         },
         interface,
     })

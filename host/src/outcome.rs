@@ -39,6 +39,8 @@ pub struct Usage {
     pub wall_time: Duration,
     /// Bytes written to stdout, stderr and logs plus the result.
     pub output_bytes: u64,
+    /// Language-model tokens spent by the run (workflows).
+    pub llm_tokens: u64,
 }
 
 fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -197,6 +199,28 @@ pub enum CallError {
 }
 
 impl CallError {
+    /// The error's kind as in JSON output: `tool-error`, `limit-exceeded`,
+    /// `trap`, `link` or `setup`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CallError::Tool { .. } | CallError::BadResult { .. } => "tool-error",
+            CallError::Limit { .. } => "limit-exceeded",
+            CallError::Trap { .. } => "trap",
+            CallError::Link { .. } => "link",
+            CallError::Setup { .. } => "setup",
+        }
+    }
+
+    /// `{"kind", "message"}`, plus `limit` and `value` for a limit.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({ "kind": self.kind(), "message": self.to_string() });
+        if let (CallError::Limit { limit, .. }, Some(o)) = (self, v.as_object_mut()) {
+            o.insert("limit".into(), serde_json::json!(limit.name()));
+            o.insert("value".into(), serde_json::json!(limit.value()));
+        }
+        v
+    }
+
     /// The exit code `toka-host run` uses for this error.
     pub fn exit_code(&self) -> u8 {
         match self {

@@ -32,6 +32,7 @@ pub const DEFAULT_LIMITS: Limits = Limits {
     instances: 64,
     tables: 64,
     memories: 16,
+    llm_tokens: 100_000,
 };
 
 /// What the operator allows, from flags (or, later, server configuration).
@@ -117,6 +118,9 @@ pub struct Limits {
     pub tables: usize,
     /// Linear memories.
     pub memories: usize,
+    /// Language-model tokens (input plus output) a workflow run may spend,
+    /// nested workflows included.
+    pub llm_tokens: u64,
 }
 
 impl Limits {
@@ -128,6 +132,7 @@ impl Limits {
             timeout: settings.timeout.map_or(self.timeout, |t| t.0),
             output: settings.output.map_or(self.output, |o| o.0),
             cpu_percent: settings.cpu.map(|c| c.0).or(self.cpu_percent),
+            llm_tokens: settings.llm_tokens.unwrap_or(self.llm_tokens),
             ..self
         }
     }
@@ -159,6 +164,16 @@ pub enum PolicyError {
         /// What is missing and what for.
         missing: Vec<MissingCapability>,
     },
+    /// A manifest or a grant tried to pass an LLM key into the sandbox.
+    #[error("refusing to pass {name} into the sandbox of `{tool}` ({origin}): provider keys stay in the host; a workflow asks the model through llm.complete, which adds the key itself")]
+    Secret {
+        /// The tool.
+        tool: String,
+        /// The variable.
+        name: String,
+        /// Which field or flag asked for it.
+        origin: &'static str,
+    },
     /// A directory grant cannot be used.
     #[error("{flag} {}: {reason}", path.display())]
     BadDir {
@@ -170,6 +185,10 @@ pub enum PolicyError {
         reason: String,
     },
 }
+
+/// Environment variables that hold a language-model provider's key. They
+/// are read by the host only and never enter a sandbox, whoever asks.
+pub const LLM_KEY_VARS: [&str; 3] = ["TOKA_LLM_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"];
 
 /// A capability the manifest requires and the operator did not grant.
 #[derive(Debug)]
@@ -250,6 +269,13 @@ pub fn resolve(
             allow.extend(sandbox.allowed_hosts.iter().cloned());
         }
         for name in &sandbox.env {
+            if LLM_KEY_VARS.contains(&name.as_str()) {
+                return Err(PolicyError::Secret {
+                    tool: tool.to_string(),
+                    name: name.as_str().to_string(),
+                    origin: "spec.security.sandbox.env",
+                });
+            }
             if let Some(v) = host_env(name.as_str()) {
                 env.push((name.as_str().to_string(), v));
             }
@@ -285,6 +311,13 @@ pub fn resolve(
             },
             EnvGrant::Set(k, v) => (k.clone(), v.clone()),
         };
+        if LLM_KEY_VARS.contains(&k.as_str()) {
+            return Err(PolicyError::Secret {
+                tool: tool.to_string(),
+                name: k,
+                origin: "--env",
+            });
+        }
         env.retain(|(existing, _)| *existing != k);
         env.push((k, v));
     }

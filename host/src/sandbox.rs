@@ -6,8 +6,10 @@
 mod host_api;
 mod output;
 
+pub(crate) use host_api::workflow_bindings;
 pub use host_api::{
     HostEvent, LogLevel, ToolBindings, ToolBindingsPre, ToolError as GuestToolError,
+    WorkflowBindings, WorkflowBindingsPre, llm_types,
 };
 pub use output::{CappedOutput, OutputBudget};
 
@@ -269,6 +271,9 @@ pub struct State<W> {
     pub events: EventSink,
     /// The tool's name, for events.
     pub tool: String,
+    /// Set for a workflow: its place in the run and what is left of its
+    /// budget.
+    pub(crate) frame: Option<crate::workflow::Frame>,
 }
 
 impl<W> State<W> {
@@ -287,6 +292,7 @@ impl<W> State<W> {
             budget: budget.clone(),
             events: events.clone(),
             tool: tool.to_string(),
+            frame: None,
         }
     }
 }

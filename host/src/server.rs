@@ -7,9 +7,13 @@
 //! started with (they hold an `Arc` to it), new calls get the new one, and a
 //! failed update leaves the old version serving with the error in `/status`.
 
+use crate::agents::{AgentHost, AgentLimits, AgentRequest, AgentState, SpawnError};
+use crate::audit::{AuditLog, unix_seconds};
 use crate::engine::TokaEngine;
-use crate::invoke::{self, Plugin, PluginKind};
-use crate::manifest::{self, ToolSpec};
+use crate::llm::LlmClient;
+use crate::workflow::{Callable, ToolSource, load_callable};
+use crate::invoke::{self, PluginKind};
+use crate::manifest;
 use crate::outcome::{CallError, Outcome, Output};
 use crate::policy::{self, Grants, PolicyError};
 use crate::sandbox::{EventSink, SandboxIo, Sink, Stdin};
@@ -22,7 +26,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -48,6 +51,8 @@ pub struct ServeOptions {
     pub max_body: usize,
     /// Where each call is appended as a JSON line.
     pub audit_log: Option<PathBuf>,
+    /// The language model for workflows, if configured.
+    pub llm: Option<crate::llm::LlmConfig>,
     /// How often the directory is checked for changes.
     pub reload_interval: Duration,
 }
@@ -76,18 +81,42 @@ pub enum ServeError {
         /// Why.
         source: std::io::Error,
     },
+    /// The LLM client could not be built.
+    #[error("{0}")]
+    Llm(String),
     /// The server failed.
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
 
-/// A loaded tool version.
+/// A loaded tool version: what can be called, and since when.
 struct Tool {
-    spec: ToolSpec,
-    /// Compiled and linked (wasm tools); `None` for subprocess tools.
-    plugin: Option<Plugin>,
-    digest: String,
+    callable: Arc<Callable>,
     loaded_at: SystemTime,
+}
+
+impl std::ops::Deref for Tool {
+    type Target = Callable;
+    fn deref(&self) -> &Callable {
+        &self.callable
+    }
+}
+
+type ToolTable = Arc<RwLock<Arc<BTreeMap<String, Arc<Tool>>>>>;
+
+/// Workflows started through `/v1/agents` find their callees in the live
+/// table, so a hot swap reaches them too.
+struct LiveTools(ToolTable);
+
+#[async_trait::async_trait]
+impl ToolSource for LiveTools {
+    async fn get(&self, name: &str) -> Result<Arc<Callable>, String> {
+        self.0
+            .read()
+            .ok()
+            .and_then(|t| t.get(name).map(|t| t.callable.clone()))
+            .ok_or_else(|| format!("no tool named `{name}` is being served"))
+    }
 }
 
 /// What a manifest file looked like when last seen, to notice changes.
@@ -103,16 +132,17 @@ struct Watched {
 }
 
 struct App {
-    engine: TokaEngine,
+    engine: Arc<TokaEngine>,
     options: ServeOptions,
-    tools: RwLock<Arc<BTreeMap<String, Arc<Tool>>>>,
+    tools: ToolTable,
+    agents: Arc<AgentHost>,
     watched: Mutex<BTreeMap<PathBuf, Watched>>,
     errors: RwLock<BTreeMap<PathBuf, String>>,
     permits: tokio::sync::Semaphore,
     in_flight: AtomicUsize,
     calls: AtomicU64,
     started: Instant,
-    audit: Option<Mutex<std::fs::File>>,
+    audit: Option<Arc<AuditLog>>,
     hosts: Vec<String>,
     events: tokio::sync::broadcast::Sender<Value>,
     metrics: Metrics,
@@ -173,17 +203,31 @@ pub async fn serve(engine: TokaEngine, options: ServeOptions) -> Result<(), Serv
     let addr = listener.local_addr()?;
     let audit = match &options.audit_log {
         None => None,
-        Some(path) => Some(Mutex::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|source| ServeError::Audit {
-                    path: path.clone(),
-                    source,
-                })?,
+        Some(path) => Some(Arc::new(AuditLog::open(path).map_err(|source| {
+            ServeError::Audit {
+                path: path.clone(),
+                source,
+            }
+        })?)),
+    };
+    let llm = match options.llm.clone() {
+        None => None,
+        Some(c) => Some(Arc::new(
+            LlmClient::new(c, audit.clone()).map_err(ServeError::Llm)?,
         )),
     };
+    let engine = Arc::new(engine);
+    let tools: ToolTable = Arc::new(RwLock::new(Arc::new(BTreeMap::new())));
+    let event_tx = tokio::sync::broadcast::channel(4096).0;
+    let agents = Arc::new(AgentHost::new(
+        engine.clone(),
+        Arc::new(LiveTools(tools.clone())),
+        options.grants.clone(),
+        options.shim.clone(),
+        llm,
+        audit.clone(),
+        event_tx.clone(),
+    ));
     let port = addr.port();
     let hosts = if options.allow_remote {
         Vec::new()
@@ -199,7 +243,8 @@ pub async fn serve(engine: TokaEngine, options: ServeOptions) -> Result<(), Serv
         engine,
         permits: tokio::sync::Semaphore::new(options.max_concurrent),
         options,
-        tools: RwLock::new(Arc::new(BTreeMap::new())),
+        tools,
+        agents,
         watched: Mutex::new(BTreeMap::new()),
         errors: RwLock::new(BTreeMap::new()),
         in_flight: AtomicUsize::new(0),
@@ -207,7 +252,7 @@ pub async fn serve(engine: TokaEngine, options: ServeOptions) -> Result<(), Serv
         started: Instant::now(),
         audit,
         hosts,
-        events: tokio::sync::broadcast::channel(1024).0,
+        events: event_tx,
         metrics: Metrics::default(),
     });
     // The first scan loads everything before the first request.
@@ -230,6 +275,8 @@ pub async fn serve(engine: TokaEngine, options: ServeOptions) -> Result<(), Serv
         .route("/status", get(status))
         .route("/v1/tools", get(list_tools))
         .route("/v1/tools/{name}/invoke", post(invoke_tool))
+        .route("/v1/agents", post(spawn_agent).get(list_agents))
+        .route("/v1/agents/{id}", get(get_agent).delete(cancel_agent))
         .route("/v1/events", get(events))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(app.options.max_body))
@@ -304,12 +351,6 @@ fn error(status: StatusCode, kind: &str, message: &str) -> Response {
 
 async fn health() -> Response {
     axum::Json(json!({ "status": "ok" })).into_response()
-}
-
-fn unix_seconds(t: SystemTime) -> f64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 async fn status(State(app): State<Arc<App>>) -> Response {
@@ -452,6 +493,13 @@ async fn invoke_tool(
             &format!("no tool named `{name}`"),
         );
     };
+    if tool.plugin.as_ref().is_some_and(|p| p.kind == PluginKind::Workflow) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "workflow",
+            &format!("`{name}` is a workflow: start it with POST /v1/agents {{\"workflow\": \"{name}\", \"input\": {{...}}}} and follow it on GET /v1/agents/{{id}} or /v1/events"),
+        );
+    }
     let input: Value = if body.is_empty() {
         json!({})
     } else {
@@ -509,6 +557,108 @@ async fn invoke_tool(
     response
 }
 
+/// `POST /v1/agents` body.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpawnBody {
+    workflow: String,
+    #[serde(default)]
+    input: Option<Value>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    limits: AgentLimits,
+}
+
+/// Starts a workflow run; answers 202 with its id and state at once.
+async fn spawn_agent(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    let body: SpawnBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid-input",
+                &format!(
+                    "the request body must be {{\"workflow\": NAME, \"input\": {{...}}, \"limits\": {{\"timeout\": \"30s\", ...}}}}: {e}"
+                ),
+            );
+        }
+    };
+    let running = app
+        .agents
+        .list()
+        .iter()
+        .filter(|a| a.status().state == AgentState::Running)
+        .count();
+    if running >= app.options.max_concurrent {
+        let mut r = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            &format!("{running} agents are running, the most this server allows; retry shortly"),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return r;
+    }
+    let request = AgentRequest {
+        name: body.name,
+        workflow: body.workflow,
+        input: body.input.unwrap_or_else(|| json!({})),
+        limits: body.limits.into(),
+    };
+    match app.agents.spawn(request).await {
+        Ok(agent) => (StatusCode::ACCEPTED, axum::Json(agent.status())).into_response(),
+        Err(e) => {
+            let (status, kind) = match &e {
+                SpawnError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
+                SpawnError::NotWorkflow(_) | SpawnError::InvalidInput(_) => {
+                    (StatusCode::BAD_REQUEST, "invalid-input")
+                }
+                SpawnError::Policy(PolicyError::Denied { .. }) => (StatusCode::FORBIDDEN, "denied"),
+                SpawnError::Policy(_) => (StatusCode::INTERNAL_SERVER_ERROR, "host"),
+            };
+            error(status, kind, &e.to_string())
+        }
+    }
+}
+
+async fn list_agents(State(app): State<Arc<App>>) -> Response {
+    let agents: Vec<_> = app.agents.list().iter().map(|a| a.status()).collect();
+    axum::Json(agents).into_response()
+}
+
+async fn get_agent(State(app): State<Arc<App>>, UrlPath(id): UrlPath<String>) -> Response {
+    match app.agents.get(&id) {
+        Some(a) => axum::Json(a.status()).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            &format!("no agent `{id}` (finished agents are kept for a while, then forgotten)"),
+        ),
+    }
+}
+
+/// Cancels a running agent: 200 with its state, 409 when it had already
+/// finished, 404 when unknown.
+async fn cancel_agent(State(app): State<Arc<App>>, UrlPath(id): UrlPath<String>) -> Response {
+    match app.agents.cancel(&id) {
+        None => error(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            &format!("no agent `{id}`"),
+        ),
+        Some(cancelled) => {
+            let status = app.agents.get(&id).map(|a| a.status());
+            let code = if cancelled {
+                StatusCode::OK
+            } else {
+                StatusCode::CONFLICT
+            };
+            (code, axum::Json(status)).into_response()
+        }
+    }
+}
+
 /// Runs one call; returns the response, its outcome and the limit it hit.
 async fn call(
     app: &App,
@@ -526,7 +676,9 @@ async fn call(
         Err(e) => {
             let status = match e {
                 PolicyError::Denied { .. } => StatusCode::FORBIDDEN,
-                PolicyError::BadDir { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+                PolicyError::BadDir { .. } | PolicyError::Secret { .. } => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
             };
             audit(app, tool, caller, input_bytes, &[], "denied", None, None);
             return (error(status, "denied", &e.to_string()), "denied", None);
@@ -671,9 +823,9 @@ fn audit(
     limit: Option<&str>,
     usage: Option<&Value>,
 ) {
-    let Some(file) = &app.audit else { return };
-    let line = json!({
-        "time": unix_seconds(SystemTime::now()),
+    let Some(log) = &app.audit else { return };
+    log.record(json!({
+        "event": "call",
         "tool": tool.spec.name,
         "version": tool.spec.version,
         "digest": tool.digest,
@@ -683,10 +835,7 @@ fn audit(
         "outcome": outcome,
         "limit": limit,
         "usage": usage,
-    });
-    if let Ok(mut f) = file.lock() {
-        let _ = writeln!(f, "{line}").and_then(|()| f.flush());
-    }
+    }));
 }
 
 /// The manifest and the file it runs, as (path, size, mtime).
@@ -825,63 +974,13 @@ fn scan(app: &App, initial: bool) {
     *table = Arc::new(next);
 }
 
-/// Validates, compiles and links one manifest's tool.
+/// Validates, compiles and links one manifest's tool or workflow.
 fn load_tool(engine: &TokaEngine, file: &Path) -> Result<Tool, String> {
     let spec = manifest::load(file).map_err(|e| e.to_string())?;
     let loaded_at = SystemTime::now();
-    if !spec.executable.kind.is_wasm() {
-        let digest = spec
-            .executable
-            .sha256
-            .as_ref()
-            .map(|d| d.to_string())
-            .unwrap_or_default();
-        return Ok(Tool {
-            spec,
-            plugin: None,
-            digest,
-            loaded_at,
-        });
-    }
-    let bytes = std::fs::read(&spec.executable.path).map_err(|e| {
-        format!(
-            "{}: {}",
-            spec.executable.path.display(),
-            manifest::io_reason(&e)
-        )
-    })?;
-    let loaded = engine
-        .load(&bytes)
-        .map_err(|e| format!("{}: {e}", spec.executable.path.display()))?;
-    if let Some(pin) = &spec.executable.sha256
-        && *pin != loaded.digest
-    {
-        return Err(format!(
-            "{}: {}",
-            file.display(),
-            manifest::pin_mismatch(file, &spec.executable.path, &loaded.digest, pin)
-        ));
-    }
-    let digest = loaded.digest.to_string();
-    let plugin = Plugin::new(
-        engine,
-        spec.name.as_str(),
-        loaded,
-        Some(spec.executable.kind),
-    )
-    .map_err(|e| format!("{}: {e}", file.display()))?;
-    if plugin.kind != PluginKind::Tool {
-        return Err(format!(
-            "{}: `{}` is {}; serve exposes tools (toka:plugin/tool components and subprocess tools)",
-            file.display(),
-            spec.name,
-            plugin.kind.describe()
-        ));
-    }
+    let callable = load_callable(engine, spec)?;
     Ok(Tool {
-        spec,
-        plugin: Some(plugin),
-        digest,
+        callable: Arc::new(callable),
         loaded_at,
     })
 }

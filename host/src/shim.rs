@@ -371,6 +371,7 @@ pub async fn run(
             .saturating_mul(1024),
         wall_time: start.elapsed(),
         output_bytes: run.output_bytes,
+        llm_tokens: 0,
     };
     let result = result_of(&tool, exe.output, &run, limits, cpu_secs, usage.wall_time);
     Ok(Outcome { result, usage })

@@ -2,11 +2,13 @@
 //! cache, invoke it once, and report the outcome as text or as one JSON
 //! envelope, with the documented exit code.
 
-use super::{DirArgs, SandboxArgs};
+use super::{AuditArgs, DirArgs, SandboxArgs};
 use crate::engine::{EngineError, LoadError, TokaEngine};
 use crate::exit;
 use crate::invoke::{self, Plugin, PluginKind};
-use crate::manifest::{self, FindError, ManifestError, ToolSpec};
+use crate::agents::{AgentHost, AgentRequest, AgentState};
+use crate::manifest::{self, ExecutableKind, FindError, ManifestError, ToolSpec};
+use crate::workflow::{DirTools, load_callable};
 use crate::outcome::{CallError, Outcome, Output, Usage};
 use crate::policy::{self, PolicyError};
 use crate::sandbox::{EventSink, HostEvent, LogLevel, SandboxIo, Sink, Stdin};
@@ -49,6 +51,10 @@ pub struct RunArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub sandbox: SandboxArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub audit: AuditArgs,
 }
 
 /// Why `run` stopped before or around the call.
@@ -185,6 +191,12 @@ pub async fn run(args: RunArgs) -> u8 {
         Err(e) => return report_error(&args, &e),
     };
     let (subject, outcome, stdout, stderr) = match target {
+        Target::Manifest(spec) if spec.executable.kind == ExecutableKind::Workflow => {
+            return match run_workflow(&args, *spec).await {
+                Ok(code) => code,
+                Err(e) => report_error(&args, &e),
+            };
+        }
         Target::Manifest(spec) if !spec.executable.kind.is_wasm() => {
             match run_shim(&args, &spec, &events).await {
                 Ok((subject, outcome)) => (subject, outcome, None, None),
@@ -244,6 +256,83 @@ pub async fn run(args: RunArgs) -> u8 {
                 eprintln!("error: {e}");
             }
             e.exit_code()
+        }
+    }
+}
+
+/// Runs a workflow as one agent, showing its progress live; returns the exit
+/// code.
+async fn run_workflow(args: &RunArgs, spec: ToolSpec) -> Result<u8, RunError> {
+    if !args.args.is_empty() {
+        return Err(RunError::Input(format!(
+            "`{}` is a workflow: it takes JSON input (--input or --param), not arguments after --",
+            spec.name
+        )));
+    }
+    let input: Value = serde_json::from_str(&build_input(args, Some(&spec.parameters))?)
+        .map_err(|e| RunError::Input(e.to_string()))?;
+    let audit = args.audit.open().map_err(RunError::Input)?;
+    let llm = super::llm_from_env(audit.clone()).map_err(RunError::Input)?;
+    let engine = Arc::new(TokaEngine::new(
+        &args.sandbox.engine.options(&args.sandbox.limits),
+    )?);
+    let shim = args.sandbox.shim.options().map_err(RunError::Input)?;
+    let grants = args.sandbox.grants.grants(&args.sandbox.limits);
+    let name = spec.name.to_string();
+    let callable = {
+        let engine = engine.clone();
+        tokio::task::spawn_blocking(move || load_callable(&engine, spec))
+            .await
+            .map_err(|e| RunError::Input(e.to_string()))?
+            .map_err(RunError::Input)?
+    };
+    let tools = Arc::new(DirTools::new(engine.clone(), args.dir.manifests.clone()));
+    let host = Arc::new(AgentHost::new(
+        engine,
+        tools,
+        grants,
+        shim,
+        llm,
+        audit,
+        tokio::sync::broadcast::channel(4096).0,
+    ));
+    let mut events = host.subscribe();
+    let agent = host
+        .spawn_callable(
+            Arc::new(callable),
+            AgentRequest {
+                name: None,
+                workflow: name.clone(),
+                input,
+                limits: Default::default(),
+            },
+        )
+        .map_err(|e| match e {
+            crate::agents::SpawnError::Policy(p) => RunError::Policy(p),
+            other => RunError::Input(other.to_string()),
+        })?;
+    let mut progress = super::progress::Progress::new(args.json, name.len());
+    let status = super::progress::follow(&mut events, &mut progress, &[agent.clone()]).await;
+    let Some(status) = status.into_iter().next() else {
+        return Ok(exit::INVALID);
+    };
+    match status.state {
+        AgentState::Completed => {
+            if !args.json {
+                let out = status.output.unwrap_or(Value::Null);
+                super::print_line(&out.to_string());
+            }
+            Ok(exit::SUCCESS)
+        }
+        _ => {
+            let error = status.error.unwrap_or(Value::Null);
+            if !args.json {
+                eprintln!(
+                    "error: workflow `{name}` failed: {}",
+                    error["message"].as_str().unwrap_or("unknown error")
+                );
+            }
+            Ok(super::progress::exit_code(&error))
         }
     }
 }
@@ -330,6 +419,11 @@ fn prepare(args: &RunArgs, target: Target, events: EventSink) -> Result<Prepared
     let capture = |limit: u64| Sink::capture(limit);
     let limit = policy.limits.output;
     let (input, io) = match plugin.kind {
+        PluginKind::Workflow => {
+            return Err(RunError::Input(format!(
+                "`{name}` is a workflow; run it through a manifest with `spec.executable.type: workflow`, which lists the tools it may call"
+            )));
+        }
         PluginKind::Tool => {
             if !args.args.is_empty() {
                 return Err(RunError::Input(format!(

@@ -38,8 +38,8 @@ pub struct ServeArgs {
     #[arg(long = "max-body", value_name = "SIZE", default_value = "1MiB")]
     pub max_body: ByteSize,
 
-    /// Append every call as a JSON line to FILE (never the input itself,
-    /// only its size).
+    /// Append every call (its input by size only), LLM request and response
+    /// (never the provider's key) and agent run as a JSON line to FILE.
     #[arg(long = "audit-log", value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
 
@@ -75,7 +75,15 @@ pub async fn run(args: ServeArgs) -> u8 {
             return exit::INVALID;
         }
     };
+    let llm = match crate::llm::LlmConfig::from_env(|k| std::env::var(k).ok()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INVALID;
+        }
+    };
     let options = ServeOptions {
+        llm,
         addr: args.addr,
         allow_remote: args.allow_remote,
         manifests: args.dir.manifests.clone(),

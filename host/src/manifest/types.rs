@@ -193,6 +193,9 @@ impl FromStr for Capability {
 pub enum ExecutableKind {
     /// A WASI component of the `toka:plugin/tool` world.
     Component,
+    /// A WASI component of the `toka:plugin/workflow` world: an agent that
+    /// calls tools and a language model through the host.
+    Workflow,
     /// A plain WASI program: a `wasi:cli/command` component or a preview1 module.
     Command,
     /// A shell script, run by the subprocess shim.
@@ -206,13 +209,17 @@ pub enum ExecutableKind {
 impl ExecutableKind {
     /// True for the kinds that run as WebAssembly inside the host.
     pub fn is_wasm(self) -> bool {
-        matches!(self, ExecutableKind::Component | ExecutableKind::Command)
+        matches!(
+            self,
+            ExecutableKind::Component | ExecutableKind::Workflow | ExecutableKind::Command
+        )
     }
 
     /// The word used in manifests.
     pub fn as_str(self) -> &'static str {
         match self {
             ExecutableKind::Component => "component",
+            ExecutableKind::Workflow => "workflow",
             ExecutableKind::Command => "command",
             ExecutableKind::Shell => "shell",
             ExecutableKind::Python => "python",

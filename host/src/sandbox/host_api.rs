@@ -1,5 +1,7 @@
-//! The host side of `toka:plugin` v0.1.0: bindings of the `tool` world and
-//! the `host` interface (logs and progress) every tool imports.
+//! The host side of `toka:plugin` v0.1.0: bindings of the `tool` and
+//! `workflow` worlds, and the `host` interface (logs and progress) both
+//! import. `tools` and `llm`, which only workflows import, are implemented in
+//! [`crate::workflow`].
 
 use super::State;
 use wasmtime::component::{HasSelf, Linker};
@@ -14,6 +16,33 @@ mod bindings {
         exports: { default: async },
     });
 }
+
+/// The `workflow` world. Its `host` and `types` are the `tool` world's, so
+/// one implementation serves both.
+#[allow(missing_docs)]
+pub(crate) mod workflow_bindings {
+    wasmtime::component::bindgen!({
+        world: "workflow",
+        path: "../wit/v0.1.0",
+        imports: {
+            "toka:plugin/tools.call": async | trappable,
+            "toka:plugin/llm.complete": async | trappable,
+            default: trappable,
+        },
+        exports: { default: async },
+        with: {
+            "toka:plugin/host": super::bindings::toka::plugin::host,
+            "toka:plugin/types": super::bindings::toka::plugin::types,
+        },
+    });
+}
+
+/// Typed access to a workflow component's export.
+pub use workflow_bindings::Workflow as WorkflowBindings;
+/// A workflow component linked and ready to instantiate.
+pub use workflow_bindings::WorkflowPre as WorkflowBindingsPre;
+/// `toka:plugin/llm` types as the host sees them.
+pub use workflow_bindings::toka::plugin::llm as llm_types;
 
 /// Typed access to a tool component's exports.
 pub use bindings::Tool as ToolBindings;
@@ -106,9 +135,19 @@ impl<W> State<W> {
     }
 }
 
-/// Adds `toka:plugin/host` (and its types) to `linker`.
+/// Adds `toka:plugin/host`, `tools` and `llm` (and their types) to
+/// `linker`. A tool that imports `tools` or `llm` links, but every call is
+/// refused: only a workflow run has the context they need.
 pub(super) fn add_to_linker(linker: &mut Linker<State<WasiCtx>>) -> wasmtime::Result<()> {
     bindings::toka::plugin::host::add_to_linker::<_, HasSelf<State<WasiCtx>>>(linker, |s| s)?;
     bindings::toka::plugin::types::add_to_linker::<_, HasSelf<State<WasiCtx>>>(linker, |s| s)?;
+    workflow_bindings::toka::plugin::tools::add_to_linker::<_, HasSelf<State<WasiCtx>>>(
+        linker,
+        |s| s,
+    )?;
+    workflow_bindings::toka::plugin::llm::add_to_linker::<_, HasSelf<State<WasiCtx>>>(
+        linker,
+        |s| s,
+    )?;
     Ok(())
 }

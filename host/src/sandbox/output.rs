@@ -38,6 +38,11 @@ impl OutputBudget {
         self.used.load(Ordering::Relaxed).min(self.limit)
     }
 
+    /// Bytes still allowed.
+    pub fn remaining(&self) -> u64 {
+        self.limit().saturating_sub(self.used())
+    }
+
     /// Charges `n` bytes. `Err(k)` means only the first `k` fit: the budget is
     /// now spent and the caller must stop the guest.
     pub fn charge(&self, n: usize) -> Result<(), usize> {
