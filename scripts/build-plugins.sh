@@ -22,7 +22,7 @@ cargo build --release --locked --target wasm32-wasip1 --quiet -p test-programs -
 mkdir -p "$out"
 p2="$CARGO_TARGET_DIR/wasm32-wasip2/release"
 # Tool components: cargo names cdylibs with '_'; tools are named with '-'.
-for tool in hello file-reader date-validator misbehave noop; do
+for tool in hello file-reader date-validator misbehave noop summarize-file wf-script; do
     cp "$p2/${tool//-/_}.wasm" "$out/$tool.wasm"
 done
 for bin in "$root"/plugins/rust/test-programs/src/bin/*.rs; do

@@ -167,7 +167,9 @@ pub enum SpawnError {
     #[error("{0}")]
     NotFound(String),
     /// A tool, not a workflow.
-    #[error("`{0}` is not a workflow (spec.executable.type: workflow); call tools with POST /v1/tools/{0}/invoke or `toka-host run`")]
+    #[error(
+        "`{0}` is not a workflow (spec.executable.type: workflow); call tools with POST /v1/tools/{0}/invoke or `toka-host run`"
+    )]
     NotWorkflow(String),
     /// The input is not what the workflow takes.
     #[error("{0}")]
@@ -405,15 +407,8 @@ impl AgentHost {
         let runner = agent.clone();
         let input = request.input.to_string();
         let task = tokio::spawn(async move {
-            let outcome = invoke::invoke_with(
-                &host.engine,
-                &plugin,
-                &policy,
-                io,
-                &input,
-                Some(frame),
-            )
-            .await;
+            let outcome =
+                invoke::invoke_with(&host.engine, &plugin, &policy, io, &input, Some(frame)).await;
             let usage = outcome.usage;
             let (state, output, error) = match outcome.result {
                 Ok(Output::Tool(json)) => (
@@ -424,7 +419,9 @@ impl AgentHost {
                 Ok(other) => (
                     AgentState::Failed,
                     None,
-                    Some(json!({ "kind": "host", "message": format!("unexpected output {other:?}") })),
+                    Some(
+                        json!({ "kind": "host", "message": format!("unexpected output {other:?}") }),
+                    ),
                 ),
                 Err(e) => (AgentState::Failed, None, Some(e.to_json())),
             };

@@ -40,12 +40,18 @@ impl AuditLog {
     /// write is reported on stderr and does not stop the call.
     pub fn record(&self, mut line: Value) {
         if let Some(o) = line.as_object_mut() {
-            o.insert("time".into(), serde_json::json!(unix_seconds(SystemTime::now())));
+            o.insert(
+                "time".into(),
+                serde_json::json!(unix_seconds(SystemTime::now())),
+            );
         }
         if let Ok(mut f) = self.file.lock()
             && let Err(e) = writeln!(f, "{line}").and_then(|()| f.flush())
         {
-            eprintln!("toka-host: cannot write the audit log {}: {e}", self.path.display());
+            eprintln!(
+                "toka-host: cannot write the audit log {}: {e}",
+                self.path.display()
+            );
         }
     }
 }

@@ -201,7 +201,9 @@ pub struct ChatResponse {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LlmError {
     /// The provider answered with an error status (after retries, for 429/5xx).
-    #[error("the {provider} provider at {url} answered {status} after {attempts} attempt(s): {body}")]
+    #[error(
+        "the {provider} provider at {url} answered {status} after {attempts} attempt(s): {body}"
+    )]
     Status {
         /// Provider.
         provider: Provider,
@@ -239,7 +241,9 @@ pub enum LlmError {
         message: String,
     },
     /// A 200 whose body is not what the API defines.
-    #[error("the {provider} provider at {url} answered with a body that is not a {api} response ({message}): {body}")]
+    #[error(
+        "the {provider} provider at {url} answered with a body that is not a {api} response ({message}): {body}"
+    )]
     BadResponse {
         /// Provider.
         provider: Provider,
@@ -578,9 +582,7 @@ fn parse(provider: Provider, bytes: &[u8]) -> Result<ChatResponse, (&'static str
     };
     match provider {
         Provider::OpenAi => {
-            let choice = v["choices"]
-                .get(0)
-                .ok_or_else(|| missing("choices[0]"))?;
+            let choice = v["choices"].get(0).ok_or_else(|| missing("choices[0]"))?;
             let content = choice["message"]["content"]
                 .as_str()
                 .ok_or_else(|| missing("choices[0].message.content"))?;
@@ -654,13 +656,19 @@ mod tests {
             br#"{"model":"m","choices":[{"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1}}"#,
         )
         .expect("openai");
-        assert_eq!((r.content.as_str(), r.input_tokens, r.output_tokens), ("hi", 3, 1));
+        assert_eq!(
+            (r.content.as_str(), r.input_tokens, r.output_tokens),
+            ("hi", 3, 1)
+        );
         let r = parse(
             Provider::Anthropic,
             br#"{"model":"c","content":[{"type":"text","text":"yo"}],"stop_reason":"end_turn","usage":{"input_tokens":5,"output_tokens":2}}"#,
         )
         .expect("anthropic");
-        assert_eq!((r.content.as_str(), r.stop_reason.as_deref()), ("yo", Some("end_turn")));
+        assert_eq!(
+            (r.content.as_str(), r.stop_reason.as_deref()),
+            ("yo", Some("end_turn"))
+        );
         assert!(parse(Provider::OpenAi, b"<html>").is_err());
         assert!(parse(Provider::Anthropic, br#"{"choices":[]}"#).is_err());
     }

@@ -165,7 +165,9 @@ pub enum PolicyError {
         missing: Vec<MissingCapability>,
     },
     /// A manifest or a grant tried to pass an LLM key into the sandbox.
-    #[error("refusing to pass {name} into the sandbox of `{tool}` ({origin}): provider keys stay in the host; a workflow asks the model through llm.complete, which adds the key itself")]
+    #[error(
+        "refusing to pass {name} into the sandbox of `{tool}` ({origin}): provider keys stay in the host; a workflow asks the model through llm.complete, which adds the key itself"
+    )]
     Secret {
         /// The tool.
         tool: String,

@@ -10,14 +10,14 @@
 use crate::agents::{AgentHost, AgentLimits, AgentRequest, AgentState, SpawnError};
 use crate::audit::{AuditLog, unix_seconds};
 use crate::engine::TokaEngine;
-use crate::llm::LlmClient;
-use crate::workflow::{Callable, ToolSource, load_callable};
 use crate::invoke::{self, PluginKind};
+use crate::llm::LlmClient;
 use crate::manifest;
 use crate::outcome::{CallError, Outcome, Output};
 use crate::policy::{self, Grants, PolicyError};
 use crate::sandbox::{EventSink, SandboxIo, Sink, Stdin};
 use crate::shim::{self, ShimOptions};
+use crate::workflow::{Callable, ToolSource, load_callable};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
@@ -493,11 +493,17 @@ async fn invoke_tool(
             &format!("no tool named `{name}`"),
         );
     };
-    if tool.plugin.as_ref().is_some_and(|p| p.kind == PluginKind::Workflow) {
+    if tool
+        .plugin
+        .as_ref()
+        .is_some_and(|p| p.kind == PluginKind::Workflow)
+    {
         return error(
             StatusCode::BAD_REQUEST,
             "workflow",
-            &format!("`{name}` is a workflow: start it with POST /v1/agents {{\"workflow\": \"{name}\", \"input\": {{...}}}} and follow it on GET /v1/agents/{{id}} or /v1/events"),
+            &format!(
+                "`{name}` is a workflow: start it with POST /v1/agents {{\"workflow\": \"{name}\", \"input\": {{...}}}} and follow it on GET /v1/agents/{{id}} or /v1/events"
+            ),
         );
     }
     let input: Value = if body.is_empty() {

@@ -110,12 +110,15 @@ pub trait ToolSource: Send + Sync {
     async fn get(&self, name: &str) -> Result<Arc<Callable>, String>;
 }
 
+/// A tool loaded at most once, by whichever run asks first.
+type LoadOnce = tokio::sync::OnceCell<Result<Arc<Callable>, String>>;
+
 /// Tools of a manifests directory, compiled on first use and kept for the
 /// life of the process (`run`, `orchestrate`).
 pub struct DirTools {
     engine: Arc<TokaEngine>,
     dir: PathBuf,
-    loaded: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Result<Arc<Callable>, String>>>>>,
+    loaded: Mutex<HashMap<String, Arc<LoadOnce>>>,
 }
 
 impl DirTools {
@@ -235,7 +238,12 @@ pub struct Frame {
 }
 
 impl Frame {
-    fn new(run: Arc<RunContext>, mut stack: Vec<String>, spec: Option<&ToolSpec>, policy: &Policy) -> Frame {
+    fn new(
+        run: Arc<RunContext>,
+        mut stack: Vec<String>,
+        spec: Option<&ToolSpec>,
+        policy: &Policy,
+    ) -> Frame {
         stack.push(policy.tool.clone());
         Frame {
             run,
@@ -323,13 +331,17 @@ impl crate::sandbox::workflow_bindings::toka::plugin::tools::Host for State<Wasi
                 "`{me}` may not call tools: its manifest must require the `tool-call` capability and the operator must grant it (--grant tool-call)"
             ))));
         }
-        if !frame.allowed.iter().any(|t| *t == name) {
+        if !frame.allowed.contains(&name) {
             return Ok(Err(GuestToolError::Denied(format!(
                 "`{me}` may not call `{name}`: it is not in spec.security.sandbox.tools of `{me}`'s manifest (which lists: {})",
-                if frame.allowed.is_empty() { "nothing".to_string() } else { frame.allowed.join(", ") }
+                if frame.allowed.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    frame.allowed.join(", ")
+                }
             ))));
         }
-        if frame.stack.iter().any(|s| *s == name) {
+        if frame.stack.contains(&name) {
             return Ok(Err(GuestToolError::Denied(format!(
                 "call cycle refused: {}",
                 frame.chain(&name)

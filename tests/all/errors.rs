@@ -38,7 +38,7 @@ fn unknown_import() {
         .run()
         .assert_code(125)
         .assert_stderr_has("acme:secrets/vault@1.0.0")
-        .assert_stderr_has("the host provides wasi:*@0.2.x and toka:plugin/host@0.1.0");
+        .assert_stderr_has("the host provides wasi:*@0.2.x and toka:plugin/{host,tools,llm}@0.1.0");
 }
 
 #[test]
@@ -48,7 +48,7 @@ fn missing_things() {
         .assert_code(127)
         .assert_stderr_has("no tool named `no-such-tool`")
         .assert_stderr_has(
-            "available: date-validator, file-reader, hello, setup-toka-testing, validate-env",
+            "available: date-validator, file-reader, hello, setup-toka-testing, summarize-file, validate-env",
         );
     toka(["run", "missing.wasm"])
         .run()

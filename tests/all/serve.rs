@@ -8,19 +8,25 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-struct Server {
-    child: Child,
+pub(crate) struct Server {
+    pub(crate) child: Child,
     base: String,
     log: Arc<Mutex<String>>,
 }
 
 impl Server {
     fn start(manifests: &Path, extra: &[&str]) -> Server {
+        Server::start_with_env(manifests, extra, &[])
+    }
+
+    /// Starts `serve` on a free loopback port with `env` added.
+    pub(crate) fn start_with_env(manifests: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_toka-host"))
             .args(["serve", "--addr", "127.0.0.1:0", "--manifests"])
             .arg(manifests)
             .args(extra)
             .current_dir(repo())
+            .envs(env.iter().copied())
             .env("TOKA_CACHE_DIR", shared_cache())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -59,7 +65,7 @@ impl Server {
     }
 
     /// (status, body) of a request made with curl.
-    fn curl(
+    pub(crate) fn curl(
         &self,
         method: &str,
         path: &str,
@@ -91,7 +97,12 @@ impl Server {
         (code.trim().parse().unwrap_or(0), body.to_string())
     }
 
-    fn json(&self, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+    pub(crate) fn json(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> (u16, serde_json::Value) {
         let (code, text) = self.curl(method, path, body, &[]);
         (
             code,
@@ -99,7 +110,11 @@ impl Server {
         )
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub(crate) fn log(&self) -> String {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 }
@@ -202,7 +217,7 @@ fn endpoints_errors_hardening_and_audit() {
     let (code, status) = s.json("GET", "/status", None);
     assert_eq!(code, 200);
     assert!(
-        status["tools"].as_array().is_some_and(|t| t.len() == 5),
+        status["tools"].as_array().is_some_and(|t| t.len() == 6),
         "{status}"
     );
     assert_eq!(status["in_flight"], 0);

@@ -6,6 +6,7 @@ use super::{AuditArgs, DirArgs, SandboxArgs};
 use crate::agents::{AgentHost, AgentLimits, AgentRequest, AgentState, AgentStatus};
 use crate::engine::TokaEngine;
 use crate::exit;
+use crate::invoke::PluginKind;
 use crate::manifest::LimitSettings;
 use crate::workflow::{DirTools, ToolSource};
 use clap::Args;
@@ -96,7 +97,10 @@ fn read_file(path: &Path) -> Result<Vec<AgentRequest>, String> {
         }
     })?;
     if file.agents.is_empty() {
-        return Err(format!("{}: agents: the list is empty; list at least one agent", path.display()));
+        return Err(format!(
+            "{}: agents: the list is empty; list at least one agent",
+            path.display()
+        ));
     }
     let mut requests = Vec::new();
     for (i, a) in file.agents.into_iter().enumerate() {
@@ -110,12 +114,19 @@ fn read_file(path: &Path) -> Result<Vec<AgentRequest>, String> {
         let limits = LimitSettings::from(a.limits).or(file.limits.into());
         let replicas = a.replicas.unwrap_or(1);
         if replicas == 0 {
-            return Err(format!("{}: agents[{i}].replicas: must be at least 1", path.display()));
+            return Err(format!(
+                "{}: agents[{i}].replicas: must be at least 1",
+                path.display()
+            ));
         }
         let base = a.name.clone().unwrap_or_else(|| a.workflow.clone());
         for r in 1..=replicas {
             requests.push(AgentRequest {
-                name: Some(if replicas == 1 { base.clone() } else { format!("{base}-{r}") }),
+                name: Some(if replicas == 1 {
+                    base.clone()
+                } else {
+                    format!("{base}-{r}")
+                }),
                 workflow: a.workflow.clone(),
                 input: input.clone(),
                 limits,
@@ -148,7 +159,8 @@ async fn orchestrate(args: &OrchestrateArgs) -> Result<u8, String> {
     let audit = args.audit.open()?;
     let llm = super::llm_from_env(audit.clone())?;
     let engine = Arc::new(
-        TokaEngine::new(&args.sandbox.engine.options(&args.sandbox.limits)).map_err(|e| e.to_string())?,
+        TokaEngine::new(&args.sandbox.engine.options(&args.sandbox.limits))
+            .map_err(|e| e.to_string())?,
     );
     let shim = args.sandbox.shim.options()?;
     let tools = Arc::new(DirTools::new(engine.clone(), args.dir.manifests.clone()));
@@ -158,8 +170,22 @@ async fn orchestrate(args: &OrchestrateArgs) -> Result<u8, String> {
     let mut problems = Vec::new();
     for (i, r) in requests.iter().enumerate() {
         match tools.get(&r.workflow).await {
-            Ok(c) => callables.push(c),
-            Err(e) => problems.push(format!("agent {i} ({}): {e}", r.name.as_deref().unwrap_or(""))),
+            Ok(c)
+                if c.plugin
+                    .as_ref()
+                    .is_some_and(|p| p.kind == PluginKind::Workflow) =>
+            {
+                callables.push(c);
+            }
+            Ok(_) => problems.push(format!(
+                "agent {i} ({}): `{}` is not a workflow (spec.executable.type: workflow)",
+                r.name.as_deref().unwrap_or(""),
+                r.workflow
+            )),
+            Err(e) => problems.push(format!(
+                "agent {i} ({}): {e}",
+                r.name.as_deref().unwrap_or("")
+            )),
         }
     }
     if !problems.is_empty() {
@@ -194,7 +220,9 @@ async fn orchestrate(args: &OrchestrateArgs) -> Result<u8, String> {
                 for a in &agents {
                     host.cancel(&a.id());
                 }
-                return Err(format!("agent `{label}` cannot start: {e}; the agents already started were cancelled"));
+                return Err(format!(
+                    "agent `{label}` cannot start: {e}; the agents already started were cancelled"
+                ));
             }
         }
     }
@@ -239,7 +267,12 @@ fn summary(json: bool, statuses: &[AgentStatus]) {
         );
         return;
     }
-    let name_w = statuses.iter().map(|s| s.name.len()).max().unwrap_or(4).max(4);
+    let name_w = statuses
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     let wf_w = statuses
         .iter()
         .map(|s| s.workflow.len())
@@ -266,11 +299,9 @@ fn summary(json: bool, statuses: &[AgentStatus]) {
         if result.len() >= 60 {
             result.push('…');
         }
-        let (fuel, tokens) = s
-            .usage
-            .map_or((String::from("-"), String::from("-")), |u| {
-                (u.fuel_consumed.to_string(), u.llm_tokens.to_string())
-            });
+        let (fuel, tokens) = s.usage.map_or((String::from("-"), String::from("-")), |u| {
+            (u.fuel_consumed.to_string(), u.llm_tokens.to_string())
+        });
         out.push_str(&format!(
             "{:<name_w$}  {:<wf_w$}  {state:<9}  {:>7.2}s  {fuel:>13}  {tokens:>7}  {result}\n",
             s.name,

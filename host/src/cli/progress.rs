@@ -79,7 +79,11 @@ impl Progress {
                             bar.set_position(1000);
                             bar.finish_with_message(format!("done in {}", seconds(e)));
                         } else {
-                            bar.abandon_with_message(format!("{}: {}", e["state"].as_str().unwrap_or("failed"), error_message(e)));
+                            bar.abandon_with_message(format!(
+                                "{}: {}",
+                                e["state"].as_str().unwrap_or("failed"),
+                                error_message(e)
+                            ));
                         }
                     }
                 }

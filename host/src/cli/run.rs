@@ -3,16 +3,16 @@
 //! envelope, with the documented exit code.
 
 use super::{AuditArgs, DirArgs, SandboxArgs};
+use crate::agents::{AgentHost, AgentRequest, AgentState};
 use crate::engine::{EngineError, LoadError, TokaEngine};
 use crate::exit;
 use crate::invoke::{self, Plugin, PluginKind};
-use crate::agents::{AgentHost, AgentRequest, AgentState};
 use crate::manifest::{self, ExecutableKind, FindError, ManifestError, ToolSpec};
-use crate::workflow::{DirTools, load_callable};
 use crate::outcome::{CallError, Outcome, Output, Usage};
 use crate::policy::{self, PolicyError};
 use crate::sandbox::{EventSink, HostEvent, LogLevel, SandboxIo, Sink, Stdin};
 use crate::shim;
+use crate::workflow::{DirTools, load_callable};
 use clap::Args;
 use serde_json::{Value, json};
 use std::io::{Read, Write};
@@ -312,7 +312,8 @@ async fn run_workflow(args: &RunArgs, spec: ToolSpec) -> Result<u8, RunError> {
             other => RunError::Input(other.to_string()),
         })?;
     let mut progress = super::progress::Progress::new(args.json, name.len());
-    let status = super::progress::follow(&mut events, &mut progress, &[agent.clone()]).await;
+    let status =
+        super::progress::follow(&mut events, &mut progress, std::slice::from_ref(&agent)).await;
     let Some(status) = status.into_iter().next() else {
         return Ok(exit::INVALID);
     };
