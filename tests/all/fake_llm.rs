@@ -62,6 +62,11 @@ pub const OUTPUT_TOKENS: u64 = 7;
 
 impl FakeLlm {
     pub fn start(mode: Mode) -> FakeLlm {
+        FakeLlm::start_on("127.0.0.1:0", mode)
+    }
+
+    /// Starts on `addr` (`127.0.0.1:0` picks a free port).
+    pub fn start_on(addr: &str, mode: Mode) -> FakeLlm {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -76,7 +81,7 @@ impl FakeLlm {
             .route("/v1/messages", post(answer))
             .with_state(shared.clone());
         let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .block_on(tokio::net::TcpListener::bind(addr))
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         runtime.spawn(async move {
