@@ -19,7 +19,10 @@ fn main() {
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:0".to_string());
     let llm = fake_llm::FakeLlm::start_on(&addr, fake_llm::Mode::Ok);
-    println!("TOKA_LLM_PROVIDER=openai TOKA_LLM_API_KEY=fake-key TOKA_LLM_BASE_URL={}", llm.base_url);
+    println!(
+        "TOKA_LLM_PROVIDER=openai TOKA_LLM_API_KEY=fake-key TOKA_LLM_BASE_URL={}",
+        llm.base_url
+    );
     use std::io::Write;
     let _ = std::io::stdout().flush();
     loop {

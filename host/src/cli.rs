@@ -59,7 +59,7 @@ pub enum Command {
     ///
     /// Each agent is a workflow run with its own input, sandbox and budget.
     /// Exits 0 when every agent completed, 1 when any failed.
-    #[command(after_help = orchestrate::AFTER_HELP)]
+    #[command(after_help = format!("{}\n\n{}", orchestrate::AFTER_HELP, crate::llm::ENV_HELP))]
     Orchestrate(Box<orchestrate::OrchestrateArgs>),
 
     /// Work with the tools of a manifests directory: list, show, validate,

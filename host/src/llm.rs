@@ -77,7 +77,8 @@ Language model (for workflows that call llm.complete), from the environment:
                       https://api.anthropic.com/v1]
   TOKA_LLM_MODEL      model when the workflow names none [default: gpt-4o-mini or
                       claude-3-5-haiku-latest]
-  TOKA_LLM_TIMEOUT    per attempt [default: 60s]; TOKA_LLM_RETRIES after 429/5xx/timeouts [default: 3]";
+  TOKA_LLM_TIMEOUT    per attempt [default: 60s]
+  TOKA_LLM_RETRIES    further attempts after a 429, 5xx or timeout [default: 3]";
 
 impl LlmConfig {
     /// Reads the configuration from `env` (the process environment in the

@@ -26,8 +26,8 @@ Agents file (YAML):
       limits: { timeout: 20s, fuel: 2000000000, memory: 64MiB, output: 1MiB, llm_tokens: 4000 }
       replicas: 1                   # optional: run N copies (named notes-1 ... notes-N)
 
-Exit codes: 0 every agent completed; 1 at least one failed; 124/134 as `run` when
-every failure was a limit/trap; 125 the file or an agent in it is invalid (nothing ran).";
+Exit codes: 0 every agent completed; 1 at least one failed or was cancelled (Ctrl-C
+cancels them all); 125 the file or an agent in it is invalid (nothing ran).";
 
 /// `toka-host orchestrate` flags.
 #[derive(Debug, Args)]
