@@ -11,7 +11,11 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN scripts/build-plugins.sh \
+# Python (componentize-py) and JavaScript (jco) plugins need python3-venv
+# and npm; the C plugins' packages are installed by the build script itself.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3-venv nodejs npm \
+ && scripts/build-plugins.sh \
  && cargo build --release --locked -p toka-host
 
 FROM debian:bookworm-slim

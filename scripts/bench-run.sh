@@ -21,7 +21,7 @@ if ! command -v hyperfine >/dev/null; then
         || cargo install --locked hyperfine
 fi
 
-scripts/build-plugins.sh
+scripts/build-plugins.sh rust
 cargo build --release --locked --quiet -p toka-host --bins --example bare_embedder
 toka="$root/target/release/toka-host"
 bare="$root/target/release/examples/bare_embedder"

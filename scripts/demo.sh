@@ -4,7 +4,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-scripts/build-plugins.sh
+scripts/build-plugins.sh rust
 cargo build --locked --quiet -p toka-host
 toka="$root/target/debug/toka-host"
 echo "\$ toka-host run hello --param name=Ada"

@@ -11,7 +11,7 @@ duration="${DURATION:-15}"
 if ! command -v wrk >/dev/null; then
     apt-get install -y -q wrk >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; }
 fi
-scripts/build-plugins.sh
+scripts/build-plugins.sh rust
 cargo build --release --locked --quiet -p toka-host
 toka="$root/target/release/toka-host"
 work="$(mktemp -d)"

@@ -1,6 +1,7 @@
 //! The `toka-host` command line: flags, grouped by concern into flattened
 //! structs of `Option`s, each mapped onto the library's types by one function.
 
+pub mod exec;
 pub mod orchestrate;
 pub mod progress;
 pub mod run;
@@ -61,6 +62,14 @@ pub enum Command {
     /// Exits 0 when every agent completed, 1 when any failed.
     #[command(after_help = format!("{}\n\n{}", orchestrate::AFTER_HELP, crate::llm::ENV_HELP))]
     Orchestrate(Box<orchestrate::OrchestrateArgs>),
+
+    /// Run code in a language interpreter compiled to WebAssembly, in the
+    /// same sandbox and under the same limits and grants as any tool.
+    ///
+    /// No host process is started and nothing is granted unless a flag
+    /// grants it: no files, no environment, no network.
+    #[command(after_help = exec::AFTER_HELP)]
+    Exec(Box<exec::ExecArgs>),
 
     /// Work with the tools of a manifests directory: list, show, validate,
     /// call, vet.

@@ -46,6 +46,7 @@ fn main() -> ExitCode {
             Command::Tools(cmd) => toka_host::cli::tools::run(cmd).await,
             Command::Serve(args) => toka_host::cli::serve::run(*args).await,
             Command::Orchestrate(args) => toka_host::cli::orchestrate::run(*args).await,
+            Command::Exec(args) => toka_host::cli::exec::run(*args).await,
         }
     });
     // A guest may leave a read of the host's stdin pending on a blocking

@@ -8,6 +8,7 @@ mod errors;
 mod escapes;
 mod fake_llm;
 mod harness;
+mod languages;
 mod limits;
 mod manifest_ui;
 mod network;

@@ -55,6 +55,11 @@ pub struct RunArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub audit: AuditArgs,
+
+    /// The name used in messages instead of PLUGIN (`exec` names the
+    /// language, not the runtime's path).
+    #[arg(skip)]
+    pub display_name: Option<String>,
 }
 
 /// Why `run` stopped before or around the call.
@@ -375,7 +380,10 @@ fn prepare(args: &RunArgs, target: Target, events: EventSink) -> Result<Prepared
     };
     let name = match &spec {
         Some(s) => s.name.to_string(),
-        None => args.plugin.clone(),
+        None => args
+            .display_name
+            .clone()
+            .unwrap_or_else(|| args.plugin.clone()),
     };
 
     let grants = args.sandbox.grants.grants(&args.sandbox.limits);
