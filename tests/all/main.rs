@@ -7,6 +7,7 @@ mod deploy;
 mod errors;
 mod escapes;
 mod fake_llm;
+mod guides;
 mod harness;
 mod languages;
 mod limits;

@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Follows a guide (docs/plugins/*.md) step by step in a clean directory, the
+way a new user would, so a guide that goes stale breaks the build.
+
+In the guide:
+  ```sh                  commands, run in order with bash -eu in the directory
+  ```LANG file=PATH      a file to write (PATH relative to the directory)
+  ```text expect         every non-empty line must appear in the output of
+                         the commands block just before it
+
+Usage: scripts/check-guide.py GUIDE.md [--keep]
+Environment: TOKA, the Toka checkout the guide refers to as "$TOKA"
+(default: this repository); toka-host must be on PATH.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+FENCE = re.compile(r"^```(\S*)(.*)$")
+
+
+def blocks(text):
+    lang, attrs, body = None, "", []
+    for line in text.splitlines():
+        m = FENCE.match(line)
+        if m and lang is None:
+            lang, attrs, body = m.group(1), m.group(2).strip(), []
+        elif line.startswith("```") and lang is not None:
+            yield lang, attrs, "\n".join(body) + "\n"
+            lang = None
+        elif lang is not None:
+            body.append(line)
+
+
+def main():
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    guide = sys.argv[1]
+    keep = "--keep" in sys.argv
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, TOKA=os.environ.get("TOKA", root))
+    work = tempfile.mkdtemp(prefix="toka-guide-")
+    last_output, steps = None, 0
+    with open(guide, encoding="utf-8") as f:
+        text = f.read()
+    for lang, attrs, body in blocks(text):
+        if lang == "sh":
+            steps += 1
+            print(f"--- {guide}: step {steps}\n{body}", end="", flush=True)
+            r = subprocess.run(["bash", "-euo", "pipefail", "-c", body], cwd=work, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            last_output = r.stdout
+            print(r.stdout, end="", flush=True)
+            if r.returncode != 0:
+                sys.exit(f"{guide}: step {steps} failed with exit code {r.returncode} (in {work})")
+        elif attrs.startswith("file="):
+            path = os.path.join(work, attrs[len("file="):])
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(body)
+        elif lang == "text" and attrs == "expect":
+            if last_output is None:
+                sys.exit(f"{guide}: an `expect` block before any command")
+            for line in body.splitlines():
+                if line.strip() and line.strip() not in last_output:
+                    sys.exit(f"{guide}: after step {steps}, expected output line not found: {line.strip()!r}")
+    if steps == 0:
+        sys.exit(f"{guide}: no ```sh steps")
+    print(f"--- {guide}: all {steps} steps passed")
+    if not keep:
+        subprocess.run(["rm", "-rf", work])
+
+
+if __name__ == "__main__":
+    main()
