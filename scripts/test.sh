@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds everything (the Rust plugins for wasm32-wasip2/wasip1, the host) and
-# runs the whole test suite. Works on a fresh machine with only a Rust
-# toolchain: build-plugins.sh installs the wasm targets it needs.
+# Builds everything (the plugins in Rust, Python, JavaScript and C, the
+# interpreters of `exec`, the host) and runs the whole test suite. On a fresh
+# machine, build-plugins.sh installs the toolchains it needs first (see
+# scripts/install-toolchains.sh).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"

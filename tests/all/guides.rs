@@ -16,7 +16,9 @@ fn follow(guide: &str) {
     let path = std::env::join_paths(
         [bin, repo().join(".toolchains/cargo/bin")]
             .into_iter()
-            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+            .chain(std::env::split_paths(
+                &std::env::var_os("PATH").unwrap_or_default(),
+            )),
     )
     .expect("PATH");
     let out = Command::new("python3")

@@ -87,6 +87,32 @@ pub fn shared_cache() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("toka-test-cache")
 }
 
+/// Compiles the big interpreter-carrying components (Python, JavaScript:
+/// several seconds each) into the shared cache once, before any test uses
+/// them, so that parallel tests do not all compile them at once on a cold
+/// cache and run into their watchdogs.
+pub fn warm_shared_cache() {
+    static WARM: std::sync::Once = std::sync::Once::new();
+    WARM.call_once(|| {
+        let runs: [&[&str]; 4] = [
+            &["run", "text-stats-py", "--param", "text=warm"],
+            &["run", "text-stats-js", "--param", "text=warm"],
+            &["exec", "--lang", "python", "pass"],
+            &["exec", "--lang", "js", "0"],
+        ];
+        for args in runs {
+            let _ = Command::new(env!("CARGO_BIN_EXE_toka-host"))
+                .args(args)
+                .current_dir(repo())
+                .env("TOKA_CACHE_DIR", shared_cache())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    });
+}
+
 /// Builder for one run.
 pub struct Toka {
     args: Vec<String>,
@@ -129,6 +155,9 @@ impl Toka {
     }
 
     pub fn run(self) -> Run {
+        if self.cache.as_ref() == Some(&shared_cache()) {
+            warm_shared_cache();
+        }
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_toka-host"));
         cmd.args(&self.args)
             .current_dir(&self.cwd)

@@ -7,7 +7,12 @@ use crate::harness::{hello_still_works, plugin, repo, toka};
 use crate::serve::Server;
 use serde_json::{Value, json};
 
-const TOOLS: [&str; 4] = ["text-stats", "text-stats-py", "text-stats-js", "text-stats-c"];
+const TOOLS: [&str; 4] = [
+    "text-stats",
+    "text-stats-py",
+    "text-stats-js",
+    "text-stats-c",
+];
 
 fn inputs() -> Vec<Value> {
     let mut long = String::new();
@@ -48,7 +53,10 @@ fn text_stats_answers_the_same_in_four_languages() {
         })
     );
     let (_, unicode, _) = run_tool("text-stats", &inputs()[1]);
-    assert_eq!((unicode["bytes"].as_u64(), unicode["characters"].as_u64()), (Some(52), Some(45)));
+    assert_eq!(
+        (unicode["bytes"].as_u64(), unicode["characters"].as_u64()),
+        (Some(52), Some(45))
+    );
 
     for input in inputs() {
         let (code, expected, stderr) = run_tool("text-stats", &input);
@@ -62,20 +70,35 @@ fn text_stats_answers_the_same_in_four_languages() {
 
     // Errors too: the same case and message from each.
     for (input, message) in [
-        (json!({ "text": "x", "top": 0 }), "`top` must be an integer from 1 to 50"),
-        (json!({ "text": "x", "top": 51 }), "`top` must be an integer from 1 to 50"),
+        (
+            json!({ "text": "x", "top": 0 }),
+            "`top` must be an integer from 1 to 50",
+        ),
+        (
+            json!({ "text": "x", "top": 51 }),
+            "`top` must be an integer from 1 to 50",
+        ),
     ] {
         for tool in TOOLS {
             let (code, _, stderr) = run_tool(tool, &input);
             assert_eq!(code, 1, "{tool}: {stderr}");
-            assert!(stderr.contains("(InvalidInput)") && stderr.contains(message), "{tool}: {stderr}");
+            assert!(
+                stderr.contains("(InvalidInput)") && stderr.contains(message),
+                "{tool}: {stderr}"
+            );
         }
     }
     // A missing `text` is caught by the host's schema check for all four;
     // the tools' own check, run directly from the .wasm, agrees.
-    for file in ["text-stats", "text-stats-py", "text-stats-js", "text-stats-c"] {
+    for file in [
+        "text-stats",
+        "text-stats-py",
+        "text-stats-js",
+        "text-stats-c",
+    ] {
         let r = toka(["run", &plugin(file), "--input", r#"{"nope":1}"#]).run();
-        r.assert_code(1).assert_stderr_has("`text` (a string) is required");
+        r.assert_code(1)
+            .assert_stderr_has("`text` (a string) is required");
     }
 }
 
@@ -94,11 +117,18 @@ fn text_stats_answers_the_same_through_serve() {
     for input in inputs() {
         let mut answers = Vec::new();
         for tool in TOOLS {
-            let (code, v) = s.json("POST", &format!("/v1/tools/{tool}/invoke"), Some(&input.to_string()));
+            let (code, v) = s.json(
+                "POST",
+                &format!("/v1/tools/{tool}/invoke"),
+                Some(&input.to_string()),
+            );
             assert_eq!(code, 200, "{tool}: {v}");
             answers.push(v["output"].clone());
         }
-        assert!(answers.windows(2).all(|w| w[0] == w[1]), "{input}: {answers:?}");
+        assert!(
+            answers.windows(2).all(|w| w[0] == w[1]),
+            "{input}: {answers:?}"
+        );
     }
 }
 
@@ -149,16 +179,28 @@ print(json.dumps(r))
 "#
     );
     let dir_grant = format!("{}::/data", data.path().display());
-    let r = exec("python", &code, &["--ro-dir", &dir_grant, "--env", "GRANTED=yes"]);
+    let r = exec(
+        "python",
+        &code,
+        &["--ro-dir", &dir_grant, "--env", "GRANTED=yes"],
+    );
     r.assert_code(0);
     let v: Value = serde_json::from_str(r.stdout.trim()).expect("json");
     assert_eq!(v["passwd"][0], "denied", "{v}");
     assert_eq!(v["proc"][0], "denied", "{v}");
     assert_eq!(v["root"][0], "denied", "{v}");
-    assert_eq!(v["granted"], json!(["ok", "granted content"]), "the grant works: {v}");
+    assert_eq!(
+        v["granted"],
+        json!(["ok", "granted content"]),
+        "the grant works: {v}"
+    );
     assert_eq!(v["write"][0], "denied", "read-only grant: {v}");
     assert_eq!(v["net"][0], "denied", "{v}");
-    assert_eq!(v["env"], json!({ "GRANTED": "yes" }), "only what was granted: {v}");
+    assert_eq!(
+        v["env"],
+        json!({ "GRANTED": "yes" }),
+        "only what was granted: {v}"
+    );
     assert!(nobody_connected(&l));
     assert!(!data.path().join("new.txt").exists());
 }
@@ -166,23 +208,25 @@ print(json.dumps(r))
 #[test]
 fn javascript_code_is_confined_like_rust() {
     let (l, port) = listener();
-    let code = format!(
-        r#"
-const r = {{
+    let code = r#"
+const r = {
   require: typeof require, process: typeof process, Deno: typeof Deno,
   fs: typeof globalThis.fs, env: typeof globalThis.env,
-}};
+};
 r.globals = Object.getOwnPropertyNames(globalThis).filter((n) => /env|socket|process|require|^fs$|readfile|spawn/i.test(n));
 console.log(JSON.stringify(r));
-"#
-    );
-    let r = exec("js", &code, &[]);
+"#;
+    let r = exec("js", code, &[]);
     r.assert_code(0);
     let v: Value = serde_json::from_str(r.stdout.trim()).expect("json");
     assert_eq!(v["require"], "undefined");
     assert_eq!(v["process"], "undefined");
     assert_eq!(v["Deno"], "undefined");
-    assert_eq!(v["globals"], json!([]), "no file, env, socket or process API: {v}");
+    assert_eq!(
+        v["globals"],
+        json!([]),
+        "no file, env, socket or process API: {v}"
+    );
     // `fetch` exists, but the engine has no wasi:http to reach: it traps.
     let r = exec("js", &format!("fetch('http://127.0.0.1:{port}/')"), &[]);
     assert_ne!(r.code, 0, "{}", r.stderr);
@@ -199,18 +243,42 @@ fn c_code_is_confined_like_rust() {
         .run()
         .assert_code(1)
         .assert_stdout_has("denied:");
-    toka(["run", &probe, "--ro-dir", &grant, "--", "read", "/data/../../etc/passwd"])
-        .run()
-        .assert_code(1)
-        .assert_stdout_has("denied:");
-    toka(["run", &probe, "--ro-dir", &grant, "--", "read", "/data/granted.txt"])
-        .run()
-        .assert_code(0)
-        .assert_stdout_has("ok: granted content");
-    toka(["run", &probe, "--ro-dir", &grant, "--", "write", "/data/new.txt"])
-        .run()
-        .assert_code(1)
-        .assert_stdout_has("denied:");
+    toka([
+        "run",
+        &probe,
+        "--ro-dir",
+        &grant,
+        "--",
+        "read",
+        "/data/../../etc/passwd",
+    ])
+    .run()
+    .assert_code(1)
+    .assert_stdout_has("denied:");
+    toka([
+        "run",
+        &probe,
+        "--ro-dir",
+        &grant,
+        "--",
+        "read",
+        "/data/granted.txt",
+    ])
+    .run()
+    .assert_code(0)
+    .assert_stdout_has("ok: granted content");
+    toka([
+        "run",
+        &probe,
+        "--ro-dir",
+        &grant,
+        "--",
+        "write",
+        "/data/new.txt",
+    ])
+    .run()
+    .assert_code(1)
+    .assert_stdout_has("denied:");
     assert!(!data.path().join("new.txt").exists());
     let r = toka(["run", &probe, "--env", "GRANTED=yes", "--", "env"])
         .env("HOST_SECRET", "hunter2")
@@ -222,31 +290,74 @@ fn c_code_is_confined_like_rust() {
     // probe imports wasi:sockets, so there is nothing to grant or to escape.
     let engine = wasmtime::Engine::default();
     for file in ["text-stats-c", "c-probe"] {
-        let c = wasmtime::component::Component::from_file(&engine, plugin(file)).expect("component");
+        let c =
+            wasmtime::component::Component::from_file(&engine, plugin(file)).expect("component");
         let imports: Vec<String> = c
             .component_type()
             .imports(&engine)
             .map(|(n, _)| n.to_string())
             .collect();
-        assert!(imports.iter().all(|i| !i.starts_with("wasi:sockets")), "{file}: {imports:?}");
-        assert!(imports.iter().any(|i| i.starts_with("wasi:filesystem")), "{file}: {imports:?}");
+        assert!(
+            imports.iter().all(|i| !i.starts_with("wasi:sockets")),
+            "{file}: {imports:?}"
+        );
+        assert!(
+            imports.iter().any(|i| i.starts_with("wasi:filesystem")),
+            "{file}: {imports:?}"
+        );
     }
 }
 
 #[test]
 fn limits_trip_in_every_language() {
     let cases: [(&str, &str, &[&str], &str); 7] = [
-        ("python", "while True: pass", &["--timeout", "1s"], "timeout of 1s exceeded"),
-        ("python", "while True: pass", &["--fuel", "200000000"], "fuel limit of 200000000 exceeded"),
-        ("python", "b = bytearray(512 * 1024 * 1024)", &["--memory", "64MiB"], "memory limit of 64MiB exceeded"),
-        ("python", "print('x' * 100, end='', flush=True)\nwhile True: print('flood ' * 1000)", &["--max-output", "1MiB"], "output limit of 1MiB exceeded"),
-        ("js", "for (;;) {}", &["--timeout", "1s"], "timeout of 1s exceeded"),
-        ("js", "for (;;) {}", &["--fuel", "200000000"], "fuel limit of 200000000 exceeded"),
-        ("js", "const a = []; for (;;) a.push(new Array(1e6).fill(1));", &["--memory", "64MiB"], "memory limit of 64MiB exceeded"),
+        (
+            "python",
+            "while True: pass",
+            &["--timeout", "1s"],
+            "timeout of 1s exceeded",
+        ),
+        (
+            "python",
+            "while True: pass",
+            &["--fuel", "200000000"],
+            "fuel limit of 200000000 exceeded",
+        ),
+        (
+            "python",
+            "b = bytearray(512 * 1024 * 1024)",
+            &["--memory", "64MiB"],
+            "memory limit of 64MiB exceeded",
+        ),
+        (
+            "python",
+            "print('x' * 100, end='', flush=True)\nwhile True: print('flood ' * 1000)",
+            &["--max-output", "1MiB"],
+            "output limit of 1MiB exceeded",
+        ),
+        (
+            "js",
+            "for (;;) {}",
+            &["--timeout", "1s"],
+            "timeout of 1s exceeded",
+        ),
+        (
+            "js",
+            "for (;;) {}",
+            &["--fuel", "200000000"],
+            "fuel limit of 200000000 exceeded",
+        ),
+        (
+            "js",
+            "const a = []; for (;;) a.push(new Array(1e6).fill(1));",
+            &["--memory", "64MiB"],
+            "memory limit of 64MiB exceeded",
+        ),
     ];
     for (lang, code, flags, message) in cases {
         let r = exec(lang, code, flags);
-        r.assert_code(124).assert_stderr_has(&format!("`{lang}` stopped: {message}"));
+        r.assert_code(124)
+            .assert_stderr_has(&format!("`{lang}` stopped: {message}"));
     }
     let probe = plugin("c-probe");
     toka(["run", &probe, "--fuel", "100000000", "--", "spin"])
@@ -259,11 +370,16 @@ fn limits_trip_in_every_language() {
         .assert_stderr_has("memory limit of 16MiB exceeded");
     // And the tools as registered, under their manifests' limits.
     let big = tempfile::NamedTempFile::new().expect("input");
-    std::fs::write(big.path(), json!({ "text": "word ".repeat(300_000) }).to_string()).expect("write");
+    std::fs::write(
+        big.path(),
+        json!({ "text": "word ".repeat(300_000) }).to_string(),
+    )
+    .expect("write");
     let big = format!("@{}", big.path().display());
     for tool in TOOLS {
         let r = toka(["run", tool, "--input", &big, "--fuel", "1000000"]).run();
-        r.assert_code(124).assert_stderr_has("fuel limit of 1000000 exceeded");
+        r.assert_code(124)
+            .assert_stderr_has("fuel limit of 1000000 exceeded");
     }
     hello_still_works();
 }
@@ -278,7 +394,11 @@ fn exec_runs_python_and_javascript() {
         .assert_stdout_has("Hello from JavaScript 42\n");
 
     let script = tempfile::NamedTempFile::new().expect("script");
-    std::fs::write(script.path(), "import sys\nprint(sum(range(10)))\nsys.exit(3)\n").expect("write");
+    std::fs::write(
+        script.path(),
+        "import sys\nprint(sum(range(10)))\nsys.exit(3)\n",
+    )
+    .expect("write");
     let path = script.path().display().to_string();
     let r = toka(["exec", "--lang", "python", "--file", &path]).run();
     r.assert_code(1).assert_stdout_has("45\n");
@@ -289,21 +409,38 @@ fn exec_runs_python_and_javascript() {
     exec("js", "throw new TypeError('bang')", &[])
         .assert_code(1)
         .assert_stderr_has("TypeError: bang");
-    let r = toka(["exec", "--lang", "python", "import sys; print(sys.stdin.read().upper())"])
-        .stdin("piped in")
-        .run();
+    let r = toka([
+        "exec",
+        "--lang",
+        "python",
+        "import sys; print(sys.stdin.read().upper())",
+    ])
+    .stdin("piped in")
+    .run();
     r.assert_code(0).assert_stdout_has("PIPED IN");
 
     let r = toka(["exec", "--lang", "python", "--json", "print('hi')"]).run();
     r.assert_code(0);
     let v = r.json();
-    assert_eq!((v["stdout"].as_str(), v["exit_code"].as_i64()), (Some("hi\n"), Some(0)));
+    assert_eq!(
+        (v["stdout"].as_str(), v["exit_code"].as_i64()),
+        (Some("hi\n"), Some(0))
+    );
     assert!(v["usage"]["fuel_consumed"].as_u64().expect("fuel") > 0);
 
-    toka(["exec", "--lang", "python", "--runtimes", "/nonexistent", "print(1)"])
-        .run()
-        .assert_code(127)
-        .assert_stderr_has("the python runtime is not built: /nonexistent/python-exec.wasm does not exist");
+    toka([
+        "exec",
+        "--lang",
+        "python",
+        "--runtimes",
+        "/nonexistent",
+        "print(1)",
+    ])
+    .run()
+    .assert_code(127)
+    .assert_stderr_has(
+        "the python runtime is not built: /nonexistent/python-exec.wasm does not exist",
+    );
     toka(["exec", "--lang", "ruby", "1"]).run().assert_code(125);
     toka(["exec", "--lang", "python"]).run().assert_code(125);
 }

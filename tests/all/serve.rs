@@ -21,6 +21,7 @@ impl Server {
 
     /// Starts `serve` on a free loopback port with `env` added.
     pub(crate) fn start_with_env(manifests: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        crate::harness::warm_shared_cache();
         let mut child = Command::new(env!("CARGO_BIN_EXE_toka-host"))
             .args(["serve", "--addr", "127.0.0.1:0", "--manifests"])
             .arg(manifests)

@@ -53,7 +53,11 @@ pub struct ExecArgs {
     pub lang: Lang,
 
     /// The code to run.
-    #[arg(value_name = "CODE", required_unless_present = "file", conflicts_with = "file")]
+    #[arg(
+        value_name = "CODE",
+        required_unless_present = "file",
+        conflicts_with = "file"
+    )]
     pub code: Option<String>,
 
     /// Run the code in FILE instead (read by the host: the code gets no file
@@ -62,7 +66,12 @@ pub struct ExecArgs {
     pub file: Option<PathBuf>,
 
     /// Where the interpreter components are (python-exec.wasm, js-exec.wasm).
-    #[arg(long, value_name = "DIR", env = "TOKA_RUNTIMES", default_value = "plugins/build")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "TOKA_RUNTIMES",
+        default_value = "plugins/build"
+    )]
     pub runtimes: PathBuf,
 
     /// Print one JSON object (stdout, stderr, exit code, usage) instead of
@@ -100,7 +109,11 @@ pub async fn run(args: ExecArgs) -> u8 {
             "error: the {} runtime is not built: {} does not exist; build it with `scripts/build-plugins.sh {}` or point --runtimes (TOKA_RUNTIMES) at the folder that has it",
             args.lang.name(),
             runtime.display(),
-            if matches!(args.lang, Lang::Python) { "python" } else { "js" },
+            if matches!(args.lang, Lang::Python) {
+                "python"
+            } else {
+                "js"
+            },
         );
         return exit::NOT_FOUND;
     }
@@ -122,8 +135,13 @@ pub async fn run(args: ExecArgs) -> u8 {
 
 fn read_code(path: &std::path::Path) -> Result<String, String> {
     use std::io::Read;
-    let f = std::fs::File::open(path)
-        .map_err(|e| format!("--file {}: {}", path.display(), crate::manifest::io_reason(&e)))?;
+    let f = std::fs::File::open(path).map_err(|e| {
+        format!(
+            "--file {}: {}",
+            path.display(),
+            crate::manifest::io_reason(&e)
+        )
+    })?;
     let mut code = String::new();
     f.take(MAX_CODE + 1)
         .read_to_string(&mut code)

@@ -36,12 +36,9 @@ impl Guest for TextStats {
             .ok_or_else(|| ToolError::InvalidInput("`text` (a string) is required".into()))?;
         let top = match value.get("top") {
             None => 5,
-            Some(t) => t
-                .as_u64()
-                .filter(|t| (1..=50).contains(t))
-                .ok_or_else(|| {
-                    ToolError::InvalidInput("`top` must be an integer from 1 to 50".into())
-                })? as usize,
+            Some(t) => t.as_u64().filter(|t| (1..=50).contains(t)).ok_or_else(|| {
+                ToolError::InvalidInput("`top` must be an integer from 1 to 50".into())
+            })? as usize,
         };
 
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
