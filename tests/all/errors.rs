@@ -48,7 +48,7 @@ fn missing_things() {
         .assert_code(127)
         .assert_stderr_has("no tool named `no-such-tool`")
         .assert_stderr_has(
-            "available: date-validator, file-reader, hello, setup-toka-testing, summarize-file, validate-env",
+            "available: date-validator, file-reader, hello, setup-toka-testing, summarize-file, text-stats, text-stats-c, text-stats-js, text-stats-py, validate-env",
         );
     toka(["run", "missing.wasm"])
         .run()

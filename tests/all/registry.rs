@@ -74,7 +74,7 @@ fn validate_gates_on_any_error() {
     toka(["tools", "validate"])
         .run()
         .assert_code(0)
-        .assert_stdout_has("6 manifests valid");
+        .assert_stdout_has("10 manifests valid");
     let dir = mixed_dir();
     toka(["tools", "validate", &dir.path().display().to_string()])
         .run()

@@ -218,7 +218,7 @@ fn endpoints_errors_hardening_and_audit() {
     let (code, status) = s.json("GET", "/status", None);
     assert_eq!(code, 200);
     assert!(
-        status["tools"].as_array().is_some_and(|t| t.len() == 6),
+        status["tools"].as_array().is_some_and(|t| t.len() == 10),
         "{status}"
     );
     assert_eq!(status["in_flight"], 0);
