@@ -11,7 +11,7 @@ use crate::llm::LlmClient;
 use crate::manifest::LimitSettings;
 use crate::outcome::{Output, Usage};
 use crate::policy::{self, Grants};
-use crate::sandbox::{EventSink, HostEvent, SandboxIo, Sink, Stdin};
+use crate::sandbox::{EventSink, HostEvent, SandboxIo};
 use crate::shim::ShimOptions;
 use crate::workflow::{Callable, RunContext, ToolSource};
 use serde::Serialize;
@@ -391,13 +391,7 @@ impl AgentHost {
                 }
             })
         };
-        let io = SandboxIo {
-            args: vec![name.clone()],
-            stdin: Stdin::Empty,
-            stdout: Sink::capture(policy.limits.output),
-            stderr: Sink::capture(policy.limits.output),
-            events,
-        };
+        let io = SandboxIo::captured(&name, policy.limits.output, events);
         self.emit(json!({
             "event": "spawned", "id": id, "name": label, "workflow": name,
             "version": spec.version, "digest": callable.digest,

@@ -456,19 +456,7 @@ impl LlmClient {
             let resp = match req.send().await {
                 Ok(r) => r,
                 Err(e) if e.is_timeout() => return Err(()),
-                Err(e) => {
-                    let message = error_chain(&e);
-                    let url = url.to_string();
-                    return Ok(Err(Attempt::Retry(
-                        None,
-                        Box::new(move |attempts| LlmError::Connect {
-                            provider,
-                            url,
-                            attempts,
-                            message,
-                        }),
-                    )));
-                }
+                Err(e) => return Ok(Err(broken(provider, url, &e))),
             };
             let status = resp.status();
             let retry_after = resp
@@ -480,19 +468,7 @@ impl LlmClient {
             let bytes = match resp.bytes().await {
                 Ok(b) => b,
                 Err(e) if e.is_timeout() => return Err(()),
-                Err(e) => {
-                    let message = error_chain(&e);
-                    let url = url.to_string();
-                    return Ok(Err(Attempt::Retry(
-                        None,
-                        Box::new(move |attempts| LlmError::Connect {
-                            provider,
-                            url,
-                            attempts,
-                            message,
-                        }),
-                    )));
-                }
+                Err(e) => return Ok(Err(broken(provider, url, &e))),
             };
             let text = snippet(&bytes);
             if !status.is_success() {
@@ -530,6 +506,21 @@ impl LlmClient {
 }
 
 type MakeError = Box<dyn FnOnce(u32) -> LlmError + Send>;
+
+/// A connection that failed or broke: worth another attempt.
+fn broken(provider: Provider, url: &str, e: &reqwest::Error) -> Attempt {
+    let message = error_chain(e);
+    let url = url.to_string();
+    Attempt::Retry(
+        None,
+        Box::new(move |attempts| LlmError::Connect {
+            provider,
+            url,
+            attempts,
+            message,
+        }),
+    )
+}
 
 /// A failed attempt: worth retrying (with the server's `Retry-After`) or not.
 enum Attempt {

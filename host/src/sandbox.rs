@@ -84,6 +84,20 @@ pub struct SandboxIo {
     pub events: EventSink,
 }
 
+impl SandboxIo {
+    /// The stdio of a tool call whose output is captured (and discarded or
+    /// reported by the caller): argv is just the tool's name, stdin is empty.
+    pub fn captured(tool: &str, output_limit: u64, events: EventSink) -> SandboxIo {
+        SandboxIo {
+            args: vec![tool.to_string()],
+            stdin: Stdin::Empty,
+            stdout: Sink::capture(output_limit),
+            stderr: Sink::capture(output_limit),
+            events,
+        }
+    }
+}
+
 /// Why a sandbox could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {

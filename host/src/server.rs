@@ -15,7 +15,7 @@ use crate::llm::LlmClient;
 use crate::manifest;
 use crate::outcome::{CallError, Outcome, Output};
 use crate::policy::{self, Grants, PolicyError};
-use crate::sandbox::{EventSink, SandboxIo, Sink, Stdin};
+use crate::sandbox::{EventSink, SandboxIo};
 use crate::shim::{self, ShimOptions};
 use crate::workflow::{Callable, ToolSource, load_callable};
 use axum::Router;
@@ -718,13 +718,7 @@ async fn call(
                     None,
                 );
             }
-            let io = SandboxIo {
-                args: vec![name.clone()],
-                stdin: Stdin::Empty,
-                stdout: Sink::capture(policy.limits.output),
-                stderr: Sink::capture(policy.limits.output),
-                events,
-            };
+            let io = SandboxIo::captured(&name, policy.limits.output, events);
             Ok(invoke::invoke(&app.engine, plugin, &policy, io, &input_text).await)
         }
         None => shim::run(spec, &policy, &input_text, &app.options.shim, &events)

@@ -17,7 +17,7 @@ use crate::llm::{ChatRequest, LlmClient, RequestOrigin, Role};
 use crate::manifest::{self, Capability, ToolSpec};
 use crate::outcome::{CallError, LimitExceeded, Output, ToolErrorKind};
 use crate::policy::{self, Grants, Limits, Policy};
-use crate::sandbox::{GuestToolError, SandboxIo, Sink, State, Stdin, llm_types};
+use crate::sandbox::{GuestToolError, SandboxIo, State, llm_types};
 use crate::shim::{self, ShimOptions};
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -397,13 +397,7 @@ impl crate::sandbox::workflow_bindings::toka::plugin::tools::Host for State<Wasi
 
         let outcome = match &callable.plugin {
             Some(plugin) => {
-                let io = SandboxIo {
-                    args: vec![name.clone()],
-                    stdin: Stdin::Empty,
-                    stdout: Sink::capture(policy.limits.output),
-                    stderr: Sink::capture(policy.limits.output),
-                    events: self.events.clone(),
-                };
+                let io = SandboxIo::captured(&name, policy.limits.output, self.events.clone());
                 let nested = (plugin.kind == PluginKind::Workflow)
                     .then(|| Frame::new(run.clone(), frame.stack.clone(), Some(spec), &policy));
                 Box::pin(invoke::invoke_with(
