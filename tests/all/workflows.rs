@@ -797,3 +797,40 @@ fn cpu_seconds_over(pid: u32, window: Duration) -> f64 {
     std::thread::sleep(window);
     read() - before
 }
+
+#[test]
+fn progress_bars_on_a_terminal() {
+    // `script` gives the host a pseudo-terminal, as a user's shell would.
+    let llm = FakeLlm::start(Mode::Ok);
+    let file = tempfile::NamedTempFile::new().expect("agents file");
+    std::fs::write(
+        file.path(),
+        "agents:\n  - name: notes\n    workflow: summarize-file\n    input: { path: notes.txt }\n    replicas: 3\n",
+    )
+    .expect("write");
+    let cmd = format!(
+        "{} orchestrate {} --grant tool-call --grant llm --grant filesystem-read",
+        env!("CARGO_BIN_EXE_toka-host"),
+        file.path().display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .current_dir(repo())
+        .envs(llm.env("openai", KEY))
+        .env("TOKA_CACHE_DIR", crate::harness::shared_cache())
+        .output()
+        .expect("script (util-linux)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for needle in [
+        "notes-1",
+        "notes-3",
+        "[==============================] 100% done in",
+        "3 agents: 3 completed, 0 failed",
+    ] {
+        assert!(
+            text.contains(needle),
+            "{needle:?} not on the terminal:\n{text}"
+        );
+    }
+}
