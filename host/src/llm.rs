@@ -241,6 +241,19 @@ pub enum LlmError {
         /// What went wrong.
         message: String,
     },
+    /// The answer was larger than the host reads.
+    #[error(
+        "the {provider} provider at {url} answered with more than {} bytes; refusing to read more",
+        limit
+    )]
+    TooLarge {
+        /// Provider.
+        provider: Provider,
+        /// URL.
+        url: String,
+        /// The most the host reads.
+        limit: usize,
+    },
     /// A 200 whose body is not what the API defines.
     #[error(
         "the {provider} provider at {url} answered with a body that is not a {api} response ({message}): {body}"
@@ -278,6 +291,8 @@ pub struct LlmClient {
 const BACKOFF_BASE: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(8);
 const BODY_SNIPPET: usize = 300;
+/// The largest answer read from a provider.
+const MAX_RESPONSE: usize = 16 << 20;
 
 impl LlmClient {
     /// A client for `config`, recording requests and responses in `audit`.
@@ -465,11 +480,30 @@ impl LlmClient {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(Duration::from_secs);
-            let bytes = match resp.bytes().await {
-                Ok(b) => b,
-                Err(e) if e.is_timeout() => return Err(()),
-                Err(e) => return Ok(Err(broken(provider, url, &e))),
-            };
+            // Read at most MAX_RESPONSE: a provider (or something posing as
+            // one) must not be able to make the host buffer without bound.
+            let mut resp = resp;
+            let mut bytes: Vec<u8> = Vec::new();
+            loop {
+                match resp.chunk().await {
+                    Ok(Some(chunk)) => {
+                        if bytes.len() + chunk.len() > MAX_RESPONSE {
+                            let url = url.to_string();
+                            return Ok(Err(Attempt::Final(Box::new(move |_| {
+                                LlmError::TooLarge {
+                                    provider,
+                                    url,
+                                    limit: MAX_RESPONSE,
+                                }
+                            }))));
+                        }
+                        bytes.extend_from_slice(&chunk);
+                    }
+                    Ok(None) => break,
+                    Err(e) if e.is_timeout() => return Err(()),
+                    Err(e) => return Ok(Err(broken(provider, url, &e))),
+                }
+            }
             let text = snippet(&bytes);
             if !status.is_success() {
                 let code = status.as_u16();

@@ -25,6 +25,8 @@ pub enum Mode {
     Hang,
     /// Answer 200 with a body that is not JSON.
     Garbage,
+    /// Answer 200 with 64 MiB.
+    Huge,
 }
 
 /// One request as it arrived.
@@ -141,6 +143,7 @@ async fn answer(
             StatusCode::GATEWAY_TIMEOUT.into_response()
         }
         Mode::Garbage => (StatusCode::OK, "<html>this is not json").into_response(),
+        Mode::Huge => (StatusCode::OK, vec![b' '; 64 << 20]).into_response(),
         Mode::FailFirst(code, _) => {
             let status = StatusCode::from_u16(code).expect("status");
             let mut r = (status, r#"{"error":{"message":"try again"}}"#).into_response();

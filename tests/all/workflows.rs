@@ -488,6 +488,11 @@ fn failing_providers_give_clear_errors() {
     script(dir.path(), "asker", ask.clone(), &[], &fast(&llm, "openai"))
         .assert_code(1)
         .assert_stderr_has("answered with a body that is not a Chat Completions response");
+    // A flood: the host stops reading at 16 MiB.
+    let llm = FakeLlm::start(Mode::Huge);
+    script(dir.path(), "asker", ask.clone(), &[], &fast(&llm, "openai"))
+        .assert_code(1)
+        .assert_stderr_has("answered with more than 16777216 bytes");
     // Nobody listening.
     let env = vec![
         ("TOKA_LLM_PROVIDER".into(), "openai".into()),
