@@ -356,6 +356,22 @@ fn a_workflow_calls_only_the_tools_it_lists_and_is_granted() {
     );
     r.assert_code(0);
     assert_eq!(r.json()["results"][0]["ok"]["content"], "x");
+
+    // A subprocess tool is called through the shim, in its own sandbox.
+    let dir = dir_with(&[("checker", &["validate-env"], "")]);
+    let text = std::fs::read_to_string(repo().join("manifests/validate-env.yaml")).expect("read");
+    std::fs::write(
+        dir.path().join("validate-env.yaml"),
+        text.replace(
+            "../scripts/tools/",
+            &format!("{}/scripts/tools/", repo().display()),
+        ),
+    )
+    .expect("write");
+    let steps = json!([{ "call": "validate-env", "input": { "require": "sh" } }]);
+    let r = script(dir.path(), "checker", steps, &[], &[]);
+    r.assert_code(0);
+    assert_eq!(r.json()["results"][0]["ok"]["ok"], true, "{}", r.stdout);
 }
 
 #[test]
