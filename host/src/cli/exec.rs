@@ -23,7 +23,8 @@ runs out.";
 /// The languages `exec` runs.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Lang {
-    /// CPython 3 (componentize-py), standard library included.
+    /// CPython 3 (componentize-py), with the standard-library modules listed
+    /// in plugins/python/exec/app.py (no sockets).
     Python,
     /// JavaScript (SpiderMonkey via componentize-js).
     Js,
