@@ -244,7 +244,7 @@ impl TokaEngine {
     }
 
     fn deserialize(&self, kind: EntryKind, payload: &[u8]) -> Option<Compiled> {
-        // SAFETY: `payload` passed the cache's HMAC check, so it is exactly
+        // SAFETY: `payload` passed the cache's MAC check, so it is exactly
         // what this host's own `serialize` produced; wasmtime additionally
         // checks that it was compiled for this engine's configuration.
         unsafe {

@@ -2,21 +2,21 @@
 //! wasm's SHA-256 and the engine's compatibility hash.
 //!
 //! Deserializing compiled code is `unsafe`: the bytes become machine code.
-//! So an entry is trusted only if this host wrote it: each entry carries an
-//! HMAC-SHA256 tag under a per-cache secret key (mode 0600, created on first
-//! use), and the cache directory must belong to the current user and be
+//! So an entry is trusted only if this host wrote it: each entry carries a
+//! keyed-BLAKE3 tag (a MAC) under a per-cache secret key (mode 0600, created
+//! on first use), and the cache directory must belong to the current user and be
 //! writable by nobody else. A corrupt, truncated, foreign or stale entry
 //! fails the check and is recompiled and rewritten, never loaded. Entries are
 //! written to a temporary file and renamed into place, so readers never see a
 //! half-written file.
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 8] = b"TOKAC\x00\x01\n";
+/// Version 2: keyed BLAKE3 tags (version 1 used HMAC-SHA256; its entries
+/// fail the check and are recompiled).
+const MAGIC: &[u8; 8] = b"TOKAC\x00\x02\n";
 const TAG_LEN: usize = 32;
 const KEY_LEN: usize = 32;
 
@@ -95,35 +95,41 @@ impl CompileCache {
         self.dir.join(format!("{prefix}-{digest}.bin"))
     }
 
-    fn tag(&self, kind: EntryKind, digest: &str, payload: &[u8]) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    fn tag(&self, kind: EntryKind, digest: &str, payload: &[u8]) -> blake3::Hash {
+        let mut mac = blake3::Hasher::new_keyed(&self.key);
         mac.update(MAGIC);
         mac.update(&[kind.tag()]);
         mac.update(digest.as_bytes());
         mac.update(&(payload.len() as u64).to_le_bytes());
         mac.update(payload);
-        mac
+        mac.finalize()
     }
 
     /// The authenticated payload of the entry for `digest`, if there is one
     /// that this host wrote and nobody changed since.
-    pub fn get(&self, kind: EntryKind, digest: &str) -> Result<Vec<u8>, Miss> {
+    pub fn get(&self, kind: EntryKind, digest: &str) -> Result<Payload, Miss> {
         let path = self.path(kind, digest);
-        let mut bytes = match std::fs::read(&path) {
+        let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Miss::Absent),
             Err(e) => return Err(Miss::Rejected(format!("unreadable: {e}"))),
         };
-        if bytes.len() < MAGIC.len() + TAG_LEN || &bytes[..MAGIC.len()] != MAGIC {
+        if bytes.len() < MAGIC.len() + TAG_LEN || bytes[..6] != MAGIC[..6] {
             return Err(Miss::Rejected("not a Toka cache entry".into()));
         }
-        let payload = bytes.split_off(MAGIC.len() + TAG_LEN);
-        let tag = &bytes[MAGIC.len()..];
-        self.tag(kind, digest, &payload)
-            .verify_slice(tag)
-            .map_err(|_| Miss::Rejected("authentication tag does not match".into()))?;
-        Ok(payload)
+        if &bytes[..MAGIC.len()] != MAGIC {
+            return Err(Miss::Rejected(
+                "written in another version of the cache format".into(),
+            ));
+        }
+        let start = MAGIC.len() + TAG_LEN;
+        let mut tag = [0u8; TAG_LEN];
+        tag.copy_from_slice(&bytes[MAGIC.len()..start]);
+        // `Hash` compares in constant time.
+        if self.tag(kind, digest, &bytes[start..]) != blake3::Hash::from_bytes(tag) {
+            return Err(Miss::Rejected("authentication tag does not match".into()));
+        }
+        Ok(Payload { bytes, start })
     }
 
     /// Stores `payload` for `digest`, atomically.
@@ -132,7 +138,7 @@ impl CompileCache {
     ///
     /// I/O errors; callers treat a failed store as a warning.
     pub fn put(&self, kind: EntryKind, digest: &str, payload: &[u8]) -> std::io::Result<()> {
-        let tag = self.tag(kind, digest, payload).finalize().into_bytes();
+        let tag = *self.tag(kind, digest, payload).as_bytes();
         let mut tmp = tempfile::Builder::new()
             .prefix(".tmp-")
             .tempfile_in(&self.dir)?;
@@ -142,6 +148,19 @@ impl CompileCache {
         tmp.as_file().sync_all()?;
         tmp.persist(self.path(kind, digest)).map_err(|e| e.error)?;
         Ok(())
+    }
+}
+
+/// An authenticated entry's payload, read once and not copied again.
+pub struct Payload {
+    bytes: Vec<u8>,
+    start: usize,
+}
+
+impl std::ops::Deref for Payload {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes[self.start..]
     }
 }
 
@@ -221,13 +240,11 @@ mod tests {
     #[test]
     fn round_trip() {
         let (_d, c) = cache();
-        assert_eq!(c.get(EntryKind::Component, "ab"), Err(Miss::Absent));
+        let get = |kind, digest| c.get(kind, digest).map(|p| p.to_vec());
+        assert_eq!(get(EntryKind::Component, "ab"), Err(Miss::Absent));
         c.put(EntryKind::Component, "ab", b"compiled").expect("put");
-        assert_eq!(
-            c.get(EntryKind::Component, "ab").as_deref(),
-            Ok(&b"compiled"[..])
-        );
-        assert_eq!(c.get(EntryKind::Module, "ab"), Err(Miss::Absent));
+        assert_eq!(get(EntryKind::Component, "ab"), Ok(b"compiled".to_vec()));
+        assert_eq!(get(EntryKind::Module, "ab"), Err(Miss::Absent));
     }
 
     #[test]
@@ -247,6 +264,17 @@ mod tests {
         assert!(matches!(
             c.get(EntryKind::Component, "ab"),
             Err(Miss::Rejected(_))
+        ));
+        // An entry of the previous format (HMAC-SHA256) is recompiled.
+        let mut old = std::fs::read(&path).expect("read");
+        old.clear();
+        old.extend_from_slice(b"TOKAC\x00\x01\n");
+        old.extend_from_slice(&[0u8; TAG_LEN]);
+        old.extend_from_slice(b"compiled");
+        std::fs::write(&path, &old).expect("write");
+        assert!(matches!(
+            c.get(EntryKind::Component, "ab"),
+            Err(Miss::Rejected(why)) if why.contains("another version of the cache format")
         ));
         // An entry written under another key (another cache) is foreign.
         let (_d2, other) = cache();
