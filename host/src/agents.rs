@@ -243,7 +243,10 @@ impl AgentHost {
     pub fn cancel(&self, id: &str) -> Option<bool> {
         let agent = self.get(id)?;
         let ended = agent.finish(AgentState::Cancelled, |s| {
-            s.error = Some(json!({ "kind": "cancelled", "message": "cancelled by request" }));
+            s.error = Some(json!({
+                "kind": "cancelled", "message": "cancelled by request",
+                "exit_code": crate::exit::TOOL_ERROR,
+            }));
         });
         if ended {
             if let Ok(mut t) = agent.task.lock()
@@ -413,11 +416,18 @@ impl AgentHost {
                 Ok(other) => (
                     AgentState::Failed,
                     None,
-                    Some(
-                        json!({ "kind": "host", "message": format!("unexpected output {other:?}") }),
-                    ),
+                    Some(json!({
+                        "kind": "host", "message": format!("unexpected output {other:?}"),
+                        "exit_code": crate::exit::INVALID,
+                    })),
                 ),
-                Err(e) => (AgentState::Failed, None, Some(e.to_json())),
+                Err(e) => {
+                    let mut error = e.to_json();
+                    if let Some(o) = error.as_object_mut() {
+                        o.insert("exit_code".into(), json!(e.exit_code()));
+                    }
+                    (AgentState::Failed, None, Some(error))
+                }
             };
             let ended = runner.finish(state, |s| {
                 if state == AgentState::Completed {

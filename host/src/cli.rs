@@ -286,6 +286,21 @@ pub fn llm_from_env(
     }
 }
 
+/// Reads at most `limit` bytes of `path`: `Ok(None)` when the file is
+/// larger (so a huge or endless file is never read whole).
+///
+/// # Errors
+///
+/// When the file cannot be opened or read.
+pub(crate) fn read_capped(path: &std::path::Path, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= limit).then_some(bytes))
+}
+
 /// Prints a line on stdout; a closed pipe (`| head`) is not an error.
 pub(crate) fn print_line(line: &str) {
     use std::io::Write;

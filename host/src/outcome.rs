@@ -213,7 +213,13 @@ impl CallError {
 
     /// `{"kind", "message"}`, plus `limit` and `value` for a limit.
     pub fn to_json(&self) -> serde_json::Value {
-        let mut v = serde_json::json!({ "kind": self.kind(), "message": self.to_string() });
+        self.to_json_as(self.kind())
+    }
+
+    /// [`CallError::to_json`] with the caller's own word for the kind (the
+    /// CLI and the HTTP API each have their established vocabulary).
+    pub fn to_json_as(&self, kind: &str) -> serde_json::Value {
+        let mut v = serde_json::json!({ "kind": kind, "message": self.to_string() });
         if let (CallError::Limit { limit, .. }, Some(o)) = (self, v.as_object_mut()) {
             o.insert("limit".into(), serde_json::json!(limit.name()));
             o.insert("value".into(), serde_json::json!(limit.value()));

@@ -781,12 +781,7 @@ async fn call(
                     (StatusCode::INTERNAL_SERVER_ERROR, "host", None)
                 }
             };
-            let mut err = json!({ "kind": kind, "message": e.to_string() });
-            if let (Some(l), Some(obj)) = (&limit, err.as_object_mut()) {
-                obj.insert("limit".into(), json!(l.name()));
-                obj.insert("value".into(), json!(l.value()));
-            }
-            (status, json!({ "error": err }), kind, limit)
+            (status, json!({ "error": e.to_json_as(kind) }), kind, limit)
         }
     };
     audit(

@@ -135,20 +135,14 @@ pub async fn run(args: ExecArgs) -> u8 {
 }
 
 fn read_code(path: &std::path::Path) -> Result<String, String> {
-    use std::io::Read;
-    let f = std::fs::File::open(path).map_err(|e| {
-        format!(
-            "--file {}: {}",
-            path.display(),
-            crate::manifest::io_reason(&e)
-        )
-    })?;
-    let mut code = String::new();
-    f.take(MAX_CODE + 1)
-        .read_to_string(&mut code)
-        .map_err(|e| format!("--file {}: {e}", path.display()))?;
-    if code.len() as u64 > MAX_CODE {
-        return Err(format!("--file {}: larger than 4MiB", path.display()));
-    }
-    Ok(code)
+    let bytes = super::read_capped(path, MAX_CODE)
+        .map_err(|e| {
+            format!(
+                "--file {}: {}",
+                path.display(),
+                crate::manifest::io_reason(&e)
+            )
+        })?
+        .ok_or_else(|| format!("--file {}: larger than 4MiB", path.display()))?;
+    String::from_utf8(bytes).map_err(|_| format!("--file {}: not UTF-8 text", path.display()))
 }

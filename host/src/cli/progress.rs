@@ -177,12 +177,11 @@ pub async fn follow(
     statuses
 }
 
-/// The exit code for a finished agent's error.
+/// The exit code for a finished agent's error (the `exit_code` the agent
+/// host put there, as `run` would exit for the same error).
 pub fn exit_code(error: &Value) -> u8 {
-    match error["kind"].as_str() {
-        Some("tool-error") | Some("cancelled") => crate::exit::TOOL_ERROR,
-        Some("limit-exceeded") => crate::exit::LIMIT,
-        Some("trap") => crate::exit::TRAP,
-        _ => crate::exit::INVALID,
-    }
+    error["exit_code"]
+        .as_u64()
+        .and_then(|c| u8::try_from(c).ok())
+        .unwrap_or(crate::exit::INVALID)
 }

@@ -533,23 +533,18 @@ fn resolve_target(plugin: &str, manifests: &Path) -> Result<Target, RunError> {
 }
 
 fn read_capped(path: &Path) -> Result<Vec<u8>, RunError> {
-    let read_err = |source| RunError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let f = std::fs::File::open(path).map_err(read_err)?;
-    let mut bytes = Vec::new();
-    f.take(manifest::MAX_EXECUTABLE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(read_err)?;
-    if bytes.len() as u64 > manifest::MAX_EXECUTABLE_BYTES {
-        return Err(RunError::Input(format!(
-            "{}: larger than {} bytes; refusing to compile it",
-            path.display(),
-            manifest::MAX_EXECUTABLE_BYTES
-        )));
-    }
-    Ok(bytes)
+    super::read_capped(path, manifest::MAX_EXECUTABLE_BYTES)
+        .map_err(|source| RunError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .ok_or_else(|| {
+            RunError::Input(format!(
+                "{}: larger than {} bytes; refusing to compile it",
+                path.display(),
+                manifest::MAX_EXECUTABLE_BYTES
+            ))
+        })
 }
 
 /// Builds a tool's JSON input from `--input` and `--param`, checked against
@@ -672,14 +667,10 @@ fn usage_json(u: &Usage) -> Value {
 }
 
 fn error_json(e: &RunError) -> Value {
-    let mut v = json!({ "kind": e.kind(), "message": e.to_string() });
-    if let RunError::Call(CallError::Limit { limit, .. }) = e
-        && let Some(obj) = v.as_object_mut()
-    {
-        obj.insert("limit".into(), json!(limit.name()));
-        obj.insert("value".into(), json!(limit.value()));
+    match e {
+        RunError::Call(c) => c.to_json_as(e.kind()),
+        _ => json!({ "kind": e.kind(), "message": e.to_string() }),
     }
-    v
 }
 
 fn report_error(args: &RunArgs, e: &RunError) -> u8 {
