@@ -460,55 +460,62 @@ fn failing_providers_give_clear_errors() {
         env
     };
 
-    // 500 twice, then fine: retried.
-    let llm = FakeLlm::start(Mode::FailFirst(500, 2));
-    script(dir.path(), "asker", ask.clone(), &[], &fast(&llm, "openai")).assert_code(0);
-    assert_eq!(llm.seen().len(), 3);
-    // 429 with Retry-After: retried.
-    let llm = FakeLlm::start(Mode::FailFirst(429, 1));
-    script(
-        dir.path(),
-        "asker",
-        ask.clone(),
-        &[],
-        &fast(&llm, "anthropic"),
-    )
-    .assert_code(0);
-    assert_eq!(llm.seen().len(), 2);
-    // Always 503: gives up, says so.
-    let llm = FakeLlm::start(Mode::FailFirst(503, 100));
-    script(dir.path(), "asker", ask.clone(), &[], &fast(&llm, "openai"))
-        .assert_code(1)
-        .assert_stderr_has(&format!(
-            "the openai provider at {}/chat/completions answered 503 after 3 attempt(s)",
-            llm.base_url
-        ));
-    // A 400 is not retried.
-    let llm = FakeLlm::start(Mode::FailFirst(400, 100));
-    script(dir.path(), "asker", ask.clone(), &[], &fast(&llm, "openai"))
-        .assert_code(1)
-        .assert_stderr_has("answered 400 after 1 attempt(s)");
-    // Never answers: each attempt times out.
-    let llm = FakeLlm::start(Mode::Hang);
-    script(
-        dir.path(),
-        "asker",
-        ask.clone(),
-        &[],
-        &fast(&llm, "anthropic"),
-    )
-    .assert_code(1)
-    .assert_stderr_has("did not answer within 700ms (3 attempt(s))");
-    // Garbage.
-    let llm = FakeLlm::start(Mode::Garbage);
-    script(dir.path(), "asker", ask.clone(), &[], &fast(&llm, "openai"))
-        .assert_code(1)
-        .assert_stderr_has("answered with a body that is not a Chat Completions response");
-    // A flood: the host stops reading at 16 MiB.
-    let llm = FakeLlm::start(Mode::Huge);
-    script(dir.path(), "asker", ask.clone(), &[], &fast(&llm, "openai"))
-        .assert_code(1)
-        .assert_stderr_has("answered with more than 16777216 bytes");
+    // (what the provider does, API, exit code, requests it sees, message)
+    let cases: [(Mode, &str, i32, usize, &str); 7] = [
+        // 500 twice, then fine: retried.
+        (Mode::FailFirst(500, 2), "openai", 0, 3, ""),
+        // 429 with Retry-After: retried.
+        (Mode::FailFirst(429, 1), "anthropic", 0, 2, ""),
+        // Always 503: gives up, says so.
+        (
+            Mode::FailFirst(503, 100),
+            "openai",
+            1,
+            3,
+            "/chat/completions answered 503 after 3 attempt(s)",
+        ),
+        // A 400 is not retried.
+        (
+            Mode::FailFirst(400, 100),
+            "openai",
+            1,
+            1,
+            "answered 400 after 1 attempt(s)",
+        ),
+        // Never answers: each attempt times out.
+        (
+            Mode::Hang,
+            "anthropic",
+            1,
+            3,
+            "did not answer within 700ms (3 attempt(s))",
+        ),
+        (
+            Mode::Garbage,
+            "openai",
+            1,
+            1,
+            "answered with a body that is not a Chat Completions response",
+        ),
+        // A flood: the host stops reading at 16 MiB.
+        (
+            Mode::Huge,
+            "openai",
+            1,
+            1,
+            "answered with more than 16777216 bytes",
+        ),
+    ];
+    for (mode, provider, code, requests, message) in cases {
+        let llm = FakeLlm::start(mode);
+        let r = script(dir.path(), "asker", ask.clone(), &[], &fast(&llm, provider));
+        r.assert_code(code);
+        assert_eq!(llm.seen().len(), requests, "{provider}: {}", r.stderr);
+        if code != 0 {
+            r.assert_stderr_has(&format!("the {provider} provider at {}", llm.base_url))
+                .assert_stderr_has(message);
+        }
+    }
     // Nobody listening.
     let env = vec![
         ("TOKA_LLM_PROVIDER".into(), "openai".into()),
