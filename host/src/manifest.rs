@@ -378,8 +378,22 @@ fn read_capped(file: &Path) -> Result<String, ManifestError> {
 ///
 /// As [`load`].
 pub fn parse(file: &Path, text: &str) -> Result<ToolSpec, ManifestError> {
+    validate(file, from_yaml(file, text)?)
+}
+
+/// Deserializes YAML text read from `file` into `T`; an error names the
+/// file, the line and the field path (`agents[3].input`), like manifest
+/// errors do.
+///
+/// # Errors
+///
+/// [`ManifestError::Invalid`] for bad YAML or a value of the wrong shape.
+pub fn from_yaml<T: serde::de::DeserializeOwned>(
+    file: &Path,
+    text: &str,
+) -> Result<T, ManifestError> {
     let de = serde_yaml::Deserializer::from_str(text);
-    let raw: RawManifest = serde_path_to_error::deserialize(de).map_err(|e| {
+    serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
         let field = if field == "." { String::new() } else { field };
         let inner = e.into_inner();
@@ -404,8 +418,7 @@ pub fn parse(file: &Path, text: &str) -> Result<ToolSpec, ManifestError> {
             field,
             message,
         }
-    })?;
-    validate(file, raw)
+    })
 }
 
 fn validate(file: &Path, raw: RawManifest) -> Result<ToolSpec, ManifestError> {

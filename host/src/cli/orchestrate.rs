@@ -82,20 +82,7 @@ const MAX_AGENTS: usize = 10_000;
 fn read_file(path: &Path) -> Result<Vec<AgentRequest>, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("{}: {}", path.display(), crate::manifest::io_reason(&e)))?;
-    let de = serde_yaml::Deserializer::from_str(&text);
-    let file: AgentsFile = serde_path_to_error::deserialize(de).map_err(|e| {
-        let at = e.path().to_string();
-        let inner = e.into_inner();
-        let line = inner
-            .location()
-            .map(|l| format!(" (line {})", l.line()))
-            .unwrap_or_default();
-        if at == "." {
-            format!("{}{line}: {inner}", path.display())
-        } else {
-            format!("{}{line}: {at}: {inner}", path.display())
-        }
-    })?;
+    let file: AgentsFile = crate::manifest::from_yaml(path, &text).map_err(|e| e.to_string())?;
     if file.agents.is_empty() {
         return Err(format!(
             "{}: agents: the list is empty; list at least one agent",
