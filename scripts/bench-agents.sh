@@ -8,7 +8,8 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 scripts/build-plugins.sh rust
-cargo build --release --locked --quiet -p toka-host --bins --example fake_llm
+cargo build --release --locked --quiet -p toka-host --bins
+cargo build --release --locked --quiet -p toka-testkit --example fake_llm
 toka="$root/target/release/toka-host"
 work="$(mktemp -d)"
 fake_pid=""

@@ -2,7 +2,7 @@
 # Start-up benchmark of one `run` from a fresh process, with a warm compile
 # cache, written to docs/bench/run.md:
 #   - toka-host run hello                  (manifest, policy, authenticated cache, limits)
-#   - bare wasmtime embedder on hello       (host/examples/bare_embedder.rs: the floor)
+#   - bare wasmtime embedder on hello       (host/crates/runtime/examples/bare_embedder.rs: the floor)
 #   - toka-host run cli-echo.wasm vs `wasmtime run cli-echo.wasm`, when the
 #     wasmtime CLI is on PATH (install it with `--install-wasmtime`).
 # Needs hyperfine (installed from Debian's packages when missing).
@@ -22,7 +22,8 @@ if ! command -v hyperfine >/dev/null; then
 fi
 
 scripts/build-plugins.sh rust
-cargo build --release --locked --quiet -p toka-host --bins --example bare_embedder
+cargo build --release --locked --quiet -p toka-host --bins
+cargo build --release --locked --quiet -p toka-runtime --example bare_embedder
 toka="$root/target/release/toka-host"
 bare="$root/target/release/examples/bare_embedder"
 work="$(mktemp -d)"

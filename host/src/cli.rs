@@ -10,12 +10,16 @@ pub mod tools;
 
 pub use run::RunArgs;
 
-use crate::engine::{DEFAULT_MAX_WASM_STACK, EngineOptions};
-use crate::manifest::{Capability, DirMapping, HostPattern, LimitSettings};
-use crate::policy::{DEFAULT_LIMITS, DirGrant, EnvGrant, Grants};
-use crate::units::{ByteSize, HumanDuration};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
+use std::sync::Arc;
+use toka_runtime::audit::AuditLog;
+use toka_runtime::engine::{DEFAULT_MAX_WASM_STACK, EngineOptions};
+use toka_runtime::llm::{LlmClient, LlmConfig, LlmConfigError};
+use toka_runtime::shim::{Interpreters, ShimOptions};
+use toka_spec::manifest::{Capability, DirMapping, HostPattern, LimitSettings};
+use toka_spec::policy::{DEFAULT_LIMITS, DirGrant, EnvGrant, Grants};
+use toka_spec::units::{ByteSize, HumanDuration};
 
 /// `toka-host`: runs agent tools as sandboxed WebAssembly components.
 #[derive(Debug, Parser)]
@@ -24,7 +28,7 @@ use std::path::PathBuf;
     version,
     about = "Runs agent tools as WebAssembly components in capability-scoped, resource-limited sandboxes",
     long_about = None,
-    after_help = crate::exit::TABLE,
+    after_help = toka_spec::exit::TABLE,
 )]
 pub struct Cli {
     /// What to do.
@@ -52,7 +56,7 @@ pub enum Command {
     /// POST /v1/tools/{name}/invoke (JSON input in, JSON result out),
     /// POST /v1/agents (start a workflow), GET|DELETE /v1/agents/{id},
     /// GET /v1/events (server-sent events), GET /metrics.
-    #[command(after_help = crate::llm::ENV_HELP)]
+    #[command(after_help = toka_runtime::llm::ENV_HELP)]
     Serve(Box<serve::ServeArgs>),
 
     /// Run the agents an agents file lists, all at once, with live progress
@@ -60,7 +64,7 @@ pub enum Command {
     ///
     /// Each agent is a workflow run with its own input, sandbox and budget.
     /// Exits 0 when every agent completed, 1 when any failed.
-    #[command(after_help = format!("{}\n\n{}", orchestrate::AFTER_HELP, crate::llm::ENV_HELP))]
+    #[command(after_help = format!("{}\n\n{}", orchestrate::AFTER_HELP, toka_runtime::llm::ENV_HELP))]
     Orchestrate(Box<orchestrate::OrchestrateArgs>),
 
     /// Run code in a language interpreter compiled to WebAssembly, in the
@@ -89,8 +93,8 @@ fn run_after_help() -> String {
          (--grant tool-call) and the language model (--grant llm).\n\n{}\n\n{}",
         DEFAULT_LIMITS.describe(),
         ByteSize(DEFAULT_MAX_WASM_STACK as u64),
-        crate::llm::ENV_HELP,
-        crate::exit::TABLE
+        toka_runtime::llm::ENV_HELP,
+        toka_spec::exit::TABLE
     )
 }
 
@@ -190,18 +194,18 @@ impl ShimArgs {
     /// # Errors
     ///
     /// A message naming the bad `--interpreter`.
-    pub fn options(&self) -> Result<crate::shim::ShimOptions, String> {
-        let mut interpreters = crate::shim::Interpreters::system();
+    pub fn options(&self) -> Result<ShimOptions, String> {
+        let mut interpreters = Interpreters::system();
         for i in &self.interpreter {
             let (name, path) = i
                 .split_once('=')
                 .ok_or_else(|| format!("--interpreter {i}: write NAME=/absolute/path"))?;
             interpreters = interpreters.with(name, std::path::Path::new(path))?;
         }
-        Ok(crate::shim::ShimOptions {
+        Ok(ShimOptions {
             interpreters,
             allow_weaker_sandbox: self.allow_weaker_sandbox,
-            ..crate::shim::ShimOptions::default()
+            ..ShimOptions::default()
         })
     }
 }
@@ -258,12 +262,12 @@ impl AuditArgs {
     /// # Errors
     ///
     /// A message naming the file.
-    pub fn open(&self) -> Result<Option<std::sync::Arc<crate::audit::AuditLog>>, String> {
+    pub fn open(&self) -> Result<Option<Arc<AuditLog>>, String> {
         self.audit_log
             .as_ref()
             .map(|p| {
-                crate::audit::AuditLog::open(p)
-                    .map(std::sync::Arc::new)
+                AuditLog::open(p)
+                    .map(Arc::new)
                     .map_err(|e| format!("--audit-log {}: {e}", p.display()))
             })
             .transpose()
@@ -276,29 +280,12 @@ impl AuditArgs {
 ///
 /// A message naming the variable that is wrong.
 pub fn llm_from_env(
-    audit: Option<std::sync::Arc<crate::audit::AuditLog>>,
-) -> Result<Option<std::sync::Arc<crate::llm::LlmClient>>, String> {
-    match crate::llm::LlmConfig::from_env(|k| std::env::var(k).ok())? {
+    audit: Option<Arc<AuditLog>>,
+) -> Result<Option<Arc<LlmClient>>, LlmConfigError> {
+    match LlmConfig::from_env(|k| std::env::var(k).ok())? {
         None => Ok(None),
-        Some(c) => Ok(Some(std::sync::Arc::new(crate::llm::LlmClient::new(
-            c, audit,
-        )?))),
+        Some(c) => Ok(Some(Arc::new(LlmClient::new(c, audit)?))),
     }
-}
-
-/// Reads at most `limit` bytes of `path`: `Ok(None)` when the file is
-/// larger (so a huge or endless file is never read whole).
-///
-/// # Errors
-///
-/// When the file cannot be opened or read.
-pub(crate) fn read_capped(path: &std::path::Path, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(limit + 1)
-        .read_to_end(&mut bytes)?;
-    Ok((bytes.len() as u64 <= limit).then_some(bytes))
 }
 
 /// Prints a line on stdout; a closed pipe (`| head`) is not an error.
@@ -348,6 +335,7 @@ impl GrantArgs {
             env: self.env.clone(),
             net: self.allow_net.clone(),
             limits: limits.settings(),
+            within: None,
         }
     }
 }

@@ -3,8 +3,11 @@
 
 use clap::Parser;
 use std::process::ExitCode;
-use toka_host::cli::{Cli, Command};
-use toka_host::exit;
+mod cli;
+mod server;
+
+use cli::{Cli, Command};
+use toka_spec::exit;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -42,11 +45,11 @@ fn main() -> ExitCode {
     };
     let code = runtime.block_on(async {
         match cli.command {
-            Command::Run(args) => toka_host::cli::run::run(*args).await,
-            Command::Tools(cmd) => toka_host::cli::tools::run(cmd).await,
-            Command::Serve(args) => toka_host::cli::serve::run(*args).await,
-            Command::Orchestrate(args) => toka_host::cli::orchestrate::run(*args).await,
-            Command::Exec(args) => toka_host::cli::exec::run(*args).await,
+            Command::Run(args) => cli::run::run(*args).await,
+            Command::Tools(cmd) => cli::tools::run(cmd).await,
+            Command::Serve(args) => cli::serve::run(*args).await,
+            Command::Orchestrate(args) => cli::orchestrate::run(*args).await,
+            Command::Exec(args) => cli::exec::run(*args).await,
         }
     });
     // A guest may leave a read of the host's stdin pending on a blocking

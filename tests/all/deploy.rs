@@ -88,7 +88,7 @@ fn kubernetes_manifests_agree_with_the_binary() {
             "/opt/toka/plugins/build",
             &repo().join("plugins/build").display().to_string(),
         );
-        if let Err(e) = toka_host::manifest::parse(&dir.path().join(name), &text) {
+        if let Err(e) = toka_spec::manifest::parse(&dir.path().join(name), &text) {
             panic!("deploy/configmap.yaml {name}: {e}");
         }
     }

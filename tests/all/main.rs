@@ -6,7 +6,6 @@ mod conformance;
 mod deploy;
 mod errors;
 mod escapes;
-mod fake_llm;
 mod guides;
 mod harness;
 mod languages;

@@ -3,7 +3,8 @@
 //! Run with `BLESS=1` to rewrite the `.err` files after an intended change.
 
 use crate::harness::repo;
-use toka_host::manifest;
+use toka_runtime::catalog;
+use toka_spec::{directory, manifest};
 
 #[test]
 fn invalid_manifests_have_golden_messages() {
@@ -11,11 +12,16 @@ fn invalid_manifests_have_golden_messages() {
     let bless = std::env::var_os("BLESS").is_some();
     let mut cases = 0;
     let mut failures = Vec::new();
-    for file in manifest::manifest_files(&dir).expect("ls tests/ui/invalid") {
+    for file in directory::list(&dir).expect("ls tests/ui/invalid").files {
         cases += 1;
-        let message = match manifest::load(&file) {
+        // The manifest, then the pin on the executable's bytes, as a tool is
+        // loaded.
+        let checked = manifest::load(&file)
+            .map_err(|e| e.to_string())
+            .and_then(|spec| catalog::read_executable(&spec).map_err(|e| e.to_string()));
+        let message = match checked {
             Ok(_) => "(accepted: expected an error)".to_string(),
-            Err(e) => e.to_string().replace(&dir.display().to_string(), "$DIR"),
+            Err(e) => e.replace(&dir.display().to_string(), "$DIR"),
         };
         let golden = file.with_extension("err");
         if bless {
@@ -68,8 +74,12 @@ fn oversized_executable_is_refused() {
 
 #[test]
 fn bundled_manifests_are_valid() {
-    for f in manifest::manifest_files(&repo().join("manifests")).expect("ls manifests") {
-        if let Err(e) = manifest::load(&f) {
+    for f in directory::list(&repo().join("manifests"))
+        .expect("ls manifests")
+        .files
+    {
+        let spec = manifest::load(&f).unwrap_or_else(|e| panic!("{e}"));
+        if let Err(e) = catalog::read_executable(&spec) {
             panic!("{e}");
         }
     }

@@ -551,3 +551,46 @@ fn replacing_the_wasm_file_swaps_the_code() {
     let (_, status) = s.json("GET", "/status", None);
     assert_ne!(status["tools"][0]["digest"], old_digest.as_str());
 }
+
+/// One call path: a subprocess tool's input is checked against its schema
+/// under `serve` as under `run` (it used to be checked for wasm tools only).
+#[test]
+fn subprocess_tool_input_is_checked_against_its_schema() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Parameters arrive as `--name VALUE`; printf is a bash builtin, so no
+    // program needs to be executed.
+    let script = b"printf '{\"name\":\"%s\"}' \"$2\"\n";
+    std::fs::write(dir.path().join("echo.sh"), script).expect("script");
+    std::fs::write(
+        dir.path().join("echo.yaml"),
+        format!(
+            "metadata: {{ name: echo, version: 1.0.0, description: echoes its input }}\n\
+             spec:\n  executable: {{ type: shell, path: echo.sh, sha256: {}, output: json }}\n\
+             \x20 parameters: {{ type: object, properties: {{ name: {{ type: string }} }}, required: [name] }}\n",
+            toka_spec::manifest::Sha256Hex::of(script)
+        ),
+    )
+    .expect("manifest");
+    let s = Server::start(dir.path(), &["--allow-weaker-sandbox"]);
+    let (code, v) = s.json("POST", "/v1/tools/echo/invoke", Some("{}"));
+    assert_eq!(
+        (code, v["error"]["kind"].as_str()),
+        (400, Some("invalid-input")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("`name`")),
+        "{v}"
+    );
+    let (code, v) = s.json("POST", "/v1/tools/echo/invoke", Some(r#"{"name": 3}"#));
+    assert_eq!(
+        (code, v["error"]["kind"].as_str()),
+        (400, Some("invalid-input")),
+        "{v}"
+    );
+    let (code, v) = s.json("POST", "/v1/tools/echo/invoke", Some(r#"{"name":"Ada"}"#));
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["output"]["name"], "Ada", "{v}");
+}

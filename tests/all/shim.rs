@@ -47,7 +47,7 @@ impl Tool {
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    toka_host::manifest::Sha256Hex::of(bytes).to_string()
+    toka_spec::manifest::Sha256Hex::of(bytes).to_string()
 }
 
 /// After something hostile: a normal shim call and a normal wasm call work.

@@ -3,12 +3,12 @@
 //! sandbox, tool-call grants, nested budgets, cycles, failing providers,
 //! `orchestrate` with 50 agents, and `/v1/agents` in `serve`.
 
-use crate::fake_llm::{self, FakeLlm, Mode};
 use crate::harness::{Run, plugin, repo, toka};
 use crate::serve::Server;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, Instant};
+use toka_testkit::fake_llm::{self, FakeLlm, Mode};
 
 const KEY: &str = "sk-test-K3YM4RK-0123456789";
 const MARKER: &str = "K3YM4RK";
@@ -861,4 +861,87 @@ fn progress_bars_on_a_terminal() {
             "{needle:?} not on the terminal:\n{text}"
         );
     }
+}
+
+/// One call path: a callee that cannot be loaded fails with the message
+/// `run` gives for the same tool, whichever door the call came through.
+#[test]
+fn a_callee_that_cannot_load_fails_as_it_does_under_run() {
+    let dir = dir_with(&[("caller", &["big", "broken"], "")]);
+    // Sparse: takes no disk space.
+    std::fs::File::create(dir.path().join("big.wasm"))
+        .and_then(|f| f.set_len(toka_spec::manifest::MAX_EXECUTABLE_BYTES + 1))
+        .expect("sparse file");
+    std::fs::write(
+        dir.path().join("big.yaml"),
+        "metadata: { name: big, version: 1.0.0, description: too big }\n\
+         spec: { executable: { type: component, path: big.wasm } }\n",
+    )
+    .expect("big");
+    std::fs::write(
+        dir.path().join("broken.yaml"),
+        format!(
+            "metadata: {{ name: broken, version: 1.0.0, description: not wasm }}\n\
+             spec: {{ executable: {{ type: component, path: {} }} }}\n",
+            repo().join("tests/fixtures/malformed.wasm").display()
+        ),
+    )
+    .expect("broken");
+    let manifests = dir.path().display().to_string();
+    for callee in ["big", "broken"] {
+        let direct = toka(["run", callee, "--manifests", &manifests]).run();
+        direct.assert_code(125);
+        let message = direct
+            .stderr
+            .trim()
+            .strip_prefix("error: ")
+            .expect("one error line")
+            .to_string();
+        let steps = json!([{ "call": callee, "input": {} }]);
+        script(dir.path(), "caller", steps, &[], &[])
+            .assert_code(1)
+            .assert_stderr_has(&message);
+    }
+}
+
+/// A workflow whose wasm is broken says so (`invalid-wasm`) under `run`,
+/// `orchestrate` and `POST /v1/agents`, not "not found" or "invalid input".
+#[test]
+fn a_broken_workflow_wasm_reports_invalid_wasm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("broken-wf.yaml"),
+        format!(
+            "metadata: {{ name: broken-wf, version: 1.0.0, description: not wasm }}\n\
+             spec: {{ executable: {{ type: workflow, path: {} }} }}\n",
+            repo().join("tests/fixtures/malformed.wasm").display()
+        ),
+    )
+    .expect("manifest");
+    let manifests = dir.path().display().to_string();
+    let r = toka(["run", "broken-wf", "--manifests", &manifests, "--json"]).run();
+    r.assert_code(125);
+    assert_eq!(r.json()["error"]["kind"], "invalid-wasm", "{}", r.stdout);
+
+    let agents = dir.path().join("agents.yaml");
+    std::fs::write(&agents, "agents:\n  - workflow: broken-wf\n").expect("agents file");
+    toka([
+        "orchestrate",
+        &agents.display().to_string(),
+        "--manifests",
+        &manifests,
+    ])
+    .run()
+    .assert_code(125)
+    .assert_stderr_has("invalid WebAssembly");
+
+    let s = Server::start_with_env(dir.path(), &[], &[]);
+    let (code, v) = s.json("POST", "/v1/agents", Some(r#"{"workflow":"broken-wf"}"#));
+    assert_eq!(
+        (code, v["error"]["kind"].as_str()),
+        (500, Some("invalid-wasm")),
+        "{v}"
+    );
+    let (code, _) = s.json("POST", "/v1/agents", Some(r#"{"workflow":"nope"}"#));
+    assert_eq!(code, 404);
 }

@@ -5,9 +5,9 @@
 
 use super::run::{self, RunArgs};
 use super::{AuditArgs, DirArgs, SandboxArgs};
-use crate::exit;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
+use toka_spec::exit;
 
 /// Shown after `exec --help`.
 pub const AFTER_HELP: &str = "\
@@ -135,12 +135,12 @@ pub async fn run(args: ExecArgs) -> u8 {
 }
 
 fn read_code(path: &std::path::Path) -> Result<String, String> {
-    let bytes = super::read_capped(path, MAX_CODE)
+    let bytes = toka_runtime::catalog::read_capped(path, MAX_CODE)
         .map_err(|e| {
             format!(
                 "--file {}: {}",
                 path.display(),
-                crate::manifest::io_reason(&e)
+                toka_spec::manifest::io_reason(&e)
             )
         })?
         .ok_or_else(|| format!("--file {}: larger than 4MiB", path.display()))?;

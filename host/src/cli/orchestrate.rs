@@ -3,17 +3,17 @@
 //! ends with a summary table.
 
 use super::{AuditArgs, DirArgs, SandboxArgs};
-use crate::agents::{AgentHost, AgentLimits, AgentRequest, AgentState, AgentStatus};
-use crate::engine::TokaEngine;
-use crate::exit;
-use crate::invoke::PluginKind;
-use crate::manifest::LimitSettings;
-use crate::workflow::{DirTools, ToolSource};
 use clap::Args;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use toka_runtime::agents::{AgentHost, AgentLimits, AgentRequest, AgentState, AgentStatus};
+use toka_runtime::call::{Caller, Runtime};
+use toka_runtime::catalog::{Catalog, DirCatalog};
+use toka_runtime::engine::TokaEngine;
+use toka_spec::exit;
+use toka_spec::manifest::LimitSettings;
 
 /// Shown after `orchestrate --help`.
 pub const AFTER_HELP: &str = "\
@@ -81,8 +81,9 @@ const MAX_AGENTS: usize = 10_000;
 
 fn read_file(path: &Path) -> Result<Vec<AgentRequest>, String> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{}: {}", path.display(), crate::manifest::io_reason(&e)))?;
-    let file: AgentsFile = crate::manifest::from_yaml(path, &text).map_err(|e| e.to_string())?;
+        .map_err(|e| format!("{}: {}", path.display(), toka_spec::manifest::io_reason(&e)))?;
+    let file: AgentsFile =
+        toka_spec::manifest::from_yaml(path, &text).map_err(|e| e.to_string())?;
     if file.agents.is_empty() {
         return Err(format!(
             "{}: agents: the list is empty; list at least one agent",
@@ -117,6 +118,7 @@ fn read_file(path: &Path) -> Result<Vec<AgentRequest>, String> {
                 workflow: a.workflow.clone(),
                 input: input.clone(),
                 limits,
+                caller: Caller::Operator,
             });
             if requests.len() > MAX_AGENTS {
                 return Err(format!("{}: more than {MAX_AGENTS} agents", path.display()));
@@ -144,24 +146,20 @@ pub async fn run(args: OrchestrateArgs) -> u8 {
 async fn orchestrate(args: &OrchestrateArgs) -> Result<u8, String> {
     let requests = read_file(&args.file)?;
     let audit = args.audit.open()?;
-    let llm = super::llm_from_env(audit.clone())?;
+    let llm = super::llm_from_env(audit.clone()).map_err(|e| e.to_string())?;
     let engine = Arc::new(
         TokaEngine::new(&args.sandbox.engine.options(&args.sandbox.limits))
             .map_err(|e| e.to_string())?,
     );
     let shim = args.sandbox.shim.options()?;
-    let tools = Arc::new(DirTools::new(engine.clone(), args.dir.manifests.clone()));
+    let tools = Arc::new(DirCatalog::new(engine.clone(), args.dir.manifests.clone()));
     // Every workflow loads before anything starts: a typo in agent 40 should
     // not leave 39 agents half done.
     let mut callables = Vec::new();
     let mut problems = Vec::new();
     for (i, r) in requests.iter().enumerate() {
         match tools.get(&r.workflow).await {
-            Ok(c)
-                if c.plugin
-                    .as_ref()
-                    .is_some_and(|p| p.kind == PluginKind::Workflow) =>
-            {
+            Ok(c) if c.is_workflow() => {
                 callables.push(c);
             }
             Ok(_) => problems.push(format!(
@@ -183,13 +181,16 @@ async fn orchestrate(args: &OrchestrateArgs) -> Result<u8, String> {
             problems.join("\n  ")
         ));
     }
-    let host = Arc::new(AgentHost::new(
+    let runtime = Arc::new(Runtime {
         engine,
-        tools,
-        args.sandbox.grants.grants(&args.sandbox.limits),
+        catalog: tools,
+        grants: args.sandbox.grants.grants(&args.sandbox.limits),
         shim,
         llm,
         audit,
+    });
+    let host = Arc::new(AgentHost::new(
+        runtime,
         tokio::sync::broadcast::channel(65536).0,
     ));
     let mut events = host.subscribe();
@@ -201,7 +202,7 @@ async fn orchestrate(args: &OrchestrateArgs) -> Result<u8, String> {
     let mut agents = Vec::new();
     for (callable, request) in callables.into_iter().zip(requests) {
         let label = request.name.clone().unwrap_or_default();
-        match host.spawn_callable(callable, request) {
+        match host.spawn_tool(callable, request) {
             Ok(a) => agents.push(a),
             Err(e) => {
                 for a in &agents {

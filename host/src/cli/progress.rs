@@ -46,7 +46,7 @@ impl Progress {
         }
     }
 
-    /// Shows one agent event (see [`crate::agents`]).
+    /// Shows one agent event (see [`toka_runtime::agents`]).
     pub fn event(&mut self, e: &Value) {
         let kind = e["event"].as_str().unwrap_or("");
         let id = e["id"].as_str().unwrap_or("").to_string();
@@ -141,8 +141,8 @@ pub fn error_message(e: &Value) -> String {
 pub async fn follow(
     events: &mut tokio::sync::broadcast::Receiver<Value>,
     progress: &mut Progress,
-    agents: &[std::sync::Arc<crate::agents::Agent>],
-) -> Vec<crate::agents::AgentStatus> {
+    agents: &[std::sync::Arc<toka_runtime::agents::Agent>],
+) -> Vec<toka_runtime::agents::AgentStatus> {
     use tokio::sync::broadcast::error::RecvError;
     let ids: std::collections::HashSet<String> = agents.iter().map(|a| a.id()).collect();
     let wait_all = || async {
@@ -183,5 +183,5 @@ pub fn exit_code(error: &Value) -> u8 {
     error["exit_code"]
         .as_u64()
         .and_then(|c| u8::try_from(c).ok())
-        .unwrap_or(crate::exit::INVALID)
+        .unwrap_or(toka_spec::exit::INVALID)
 }

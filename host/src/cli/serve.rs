@@ -1,14 +1,14 @@
 //! `toka-host serve`: flags mapped onto [`crate::server::ServeOptions`].
 
 use super::{DirArgs, SandboxArgs};
-use crate::engine::TokaEngine;
-use crate::exit;
 use crate::server::{self, ServeOptions};
-use crate::units::{ByteSize, HumanDuration};
 use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+use toka_runtime::engine::TokaEngine;
+use toka_spec::exit;
+use toka_spec::units::{ByteSize, HumanDuration};
 
 /// `toka-host serve` flags.
 #[derive(Debug, Args)]
@@ -75,7 +75,7 @@ pub async fn run(args: ServeArgs) -> u8 {
             return exit::INVALID;
         }
     };
-    let llm = match crate::llm::LlmConfig::from_env(|k| std::env::var(k).ok()) {
+    let llm = match toka_runtime::llm::LlmConfig::from_env(|k| std::env::var(k).ok()) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: {e}");

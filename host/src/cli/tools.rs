@@ -4,13 +4,14 @@
 
 use super::run::RunArgs;
 use super::{DirArgs, EngineArgs};
-use crate::engine::{EntryKind, TokaEngine};
-use crate::exit;
-use crate::manifest::{self, Sha256Hex, ToolSpec};
-use crate::registry::{EntryError, Registry};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use std::path::{Path, PathBuf};
+use toka_runtime::catalog;
+use toka_runtime::engine::{EntryKind, Miss, TokaEngine};
+use toka_spec::directory::{Directory, EntryError};
+use toka_spec::exit;
+use toka_spec::manifest::{self, ToolSpec};
 
 /// `toka-host tools` subcommands.
 #[derive(Debug, Subcommand)]
@@ -105,17 +106,18 @@ pub async fn run(cmd: ToolsCommand) -> u8 {
 
 type Outcome = Result<u8, (u8, String)>;
 
-fn registry(dir: &Path) -> Result<Registry, (u8, String)> {
-    Registry::load(dir).map_err(|e| {
-        (
-            exit::INVALID,
-            format!(
-                "cannot read the manifests directory {}: {}; pass --manifests DIR or set TOKA_MANIFESTS",
-                dir.display(),
-                manifest::io_reason(&e)
-            ),
-        )
-    })
+fn registry(dir: &Path) -> Result<Directory, (u8, String)> {
+    Directory::scan(dir).map_err(|e| (exit::INVALID, e.to_string()))
+}
+
+/// The state of a manifest's tool: the manifest parsed, and a pinned
+/// executable still has the pinned bytes.
+fn state(entry: &toka_spec::directory::Entry) -> Result<&ToolSpec, String> {
+    let spec = entry.state.as_ref().map_err(|e| e.to_string())?;
+    if spec.executable.sha256.is_some() {
+        catalog::read_executable(spec).map_err(|e| e.to_string())?;
+    }
+    Ok(spec)
 }
 
 fn capabilities(spec: &ToolSpec) -> String {
@@ -135,14 +137,14 @@ fn list(args: &ListArgs) -> Outcome {
         let rows: Vec<_> = reg
             .entries()
             .iter()
-            .map(|e| match &e.state {
+            .map(|e| match state(e) {
                 Ok(s) => json!({
                     "name": s.name, "version": s.version, "kind": s.executable.kind,
                     "capabilities": s.capabilities, "description": s.description,
                     "manifest": e.file, "status": "ok",
                 }),
                 Err(err) => {
-                    json!({ "manifest": e.file, "status": "error", "error": err.to_string() })
+                    json!({ "manifest": e.file, "status": "error", "error": err })
                 }
             })
             .collect();
@@ -157,7 +159,7 @@ fn list(args: &ListArgs) -> Outcome {
         "STATUS".into(),
     ]];
     for e in reg.entries() {
-        rows.push(match &e.state {
+        rows.push(match state(e) {
             Ok(s) => [
                 s.name.to_string(),
                 s.version.to_string(),
@@ -224,7 +226,7 @@ fn show(args: &ShowArgs) -> Outcome {
     Ok(exit::SUCCESS)
 }
 
-fn not_found(reg: &Registry, name: &str) -> String {
+fn not_found(reg: &Directory, name: &str) -> String {
     let names: Vec<String> = reg.tools().map(|t| t.name.to_string()).collect();
     format!(
         "no tool named `{name}` in {}; available: {}",
@@ -248,7 +250,7 @@ fn cache_state(spec: &ToolSpec, engine: &EngineArgs) -> serde_json::Value {
         Ok(c) => c,
         Err(why) => return json!(format!("off: {why}")),
     };
-    let Ok(bytes) = std::fs::read(&spec.executable.path) else {
+    let Ok((bytes, digest)) = catalog::read_wasm(&spec.executable.path) else {
         return json!("unknown: the file cannot be read");
     };
     let kind = if bytes.get(4..8) == Some(&[1, 0, 0, 0]) {
@@ -256,13 +258,12 @@ fn cache_state(spec: &ToolSpec, engine: &EngineArgs) -> serde_json::Value {
     } else {
         EntryKind::Component
     };
-    let digest = Sha256Hex::of(&bytes);
     match cache.get(kind, digest.as_str()) {
         Ok(_) => json!({ "state": "compiled", "digest": digest, "dir": cache.dir() }),
-        Err(crate::engine::Miss::Absent) => {
+        Err(Miss::Absent) => {
             json!({ "state": "not compiled yet", "digest": digest })
         }
-        Err(crate::engine::Miss::Rejected(why)) => {
+        Err(Miss::Rejected(why)) => {
             json!({ "state": "stale", "reason": why, "digest": digest })
         }
     }
@@ -275,7 +276,15 @@ fn validate(args: &ValidateArgs) -> Outcome {
             .unwrap_or_else(|| "manifests".into())
     });
     if path.is_file() {
-        return match manifest::load(&path) {
+        let checked = manifest::load(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|spec| {
+                if spec.executable.sha256.is_some() {
+                    catalog::read_executable(&spec).map_err(|e| e.to_string())?;
+                }
+                Ok(spec)
+            });
+        return match checked {
             Ok(spec) => {
                 super::print_line(&format!(
                     "ok     {} {} ({})",
@@ -285,13 +294,13 @@ fn validate(args: &ValidateArgs) -> Outcome {
                 ));
                 Ok(exit::SUCCESS)
             }
-            Err(e) => Err((exit::INVALID, e.to_string())),
+            Err(e) => Err((exit::INVALID, e)),
         };
     }
     let reg = registry(&path)?;
     let mut bad = 0;
     for e in reg.entries() {
-        match &e.state {
+        match state(e) {
             Ok(s) => super::print_line(&format!(
                 "ok     {} {} ({})",
                 s.name,
@@ -347,23 +356,12 @@ async fn call(mut args: RunArgs) -> u8 {
 
 fn vet(args: &VetArgs) -> Result<(), String> {
     let file = &args.manifest;
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| format!("{}: {}", file.display(), manifest::io_reason(&e)))?;
-    let yaml: serde_yaml::Value =
-        serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
-    let exe = &yaml["spec"]["executable"];
-    let rel = exe["path"]
-        .as_str()
-        .ok_or_else(|| format!("{}: spec.executable.path is missing", file.display()))?;
-    let base = file.parent().unwrap_or(Path::new("."));
-    let path = base.join(rel);
-    let bytes = std::fs::read(&path)
-        .map_err(|e| format!("{}: {}", path.display(), manifest::io_reason(&e)))?;
-    let digest = Sha256Hex::of(&bytes);
-    let pinned = exe["sha256"].as_str();
+    let spec = manifest::load_for_vetting(file).map_err(|e| e.to_string())?;
+    let path = &spec.executable.path;
+    let (_, digest) = catalog::read_wasm(path).map_err(|e| e.to_string())?;
     super::print_line(&format!("{digest}  {}", path.display()));
-    match pinned {
-        Some(p) if p.eq_ignore_ascii_case(digest.as_str()) => {
+    match &spec.executable.sha256 {
+        Some(p) if *p == digest => {
             super::print_line(&format!("matches the pin in {}", file.display()));
             return Ok(());
         }
@@ -374,6 +372,10 @@ fn vet(args: &VetArgs) -> Result<(), String> {
         super::print_line("review the file, then rerun with --write to pin it");
         return Ok(());
     }
+    // The manifest's text is edited, not re-serialized, so comments and
+    // layout survive.
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("{}: {}", file.display(), manifest::io_reason(&e)))?;
     let updated = pin(&text, digest.as_str())
         .ok_or_else(|| format!("{}: cannot find where to write sha256; add `sha256: {digest}` under spec.executable by hand", file.display()))?;
     std::fs::write(file, &updated).map_err(|e| format!("{}: {e}", file.display()))?;

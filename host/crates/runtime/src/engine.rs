@@ -1,0 +1,307 @@
+//! The one wasmtime [`Engine`] of a process: its configuration, its epoch
+//! ticker, and loading plugins through the compile cache.
+
+mod cache;
+
+pub use cache::{CompileCache, EntryKind, Miss};
+
+use serde::Serialize;
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use toka_spec::manifest::Sha256Hex;
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine, Module};
+
+/// The wasm stack a call may use unless `--max-wasm-stack` says otherwise.
+pub const DEFAULT_MAX_WASM_STACK: usize = 1 << 20;
+/// How often the epoch advances: the granularity of wall-clock limits.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Room for host frames on a call's fiber stack beyond the wasm stack.
+const HOST_STACK_MARGIN: usize = 2 << 20;
+
+/// How to build the engine.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// Maximum bytes of wasm stack per call.
+    pub max_wasm_stack: usize,
+    /// Where compiled code is cached; `None` turns the cache off.
+    pub cache_dir: Option<PathBuf>,
+    /// Pre-allocate instance slots for this many calls at once (the pooling
+    /// allocator, for `serve`); `None` allocates per instance (for `run`).
+    pub pooling: Option<u32>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            max_wasm_stack: DEFAULT_MAX_WASM_STACK,
+            cache_dir: default_cache_dir(),
+            pooling: None,
+        }
+    }
+}
+
+/// `$XDG_CACHE_HOME/toka`, else `$HOME/.cache/toka`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .map(|d| d.join("toka"))
+}
+
+/// The engine plus what goes with it.
+pub struct TokaEngine {
+    engine: Engine,
+    cache: Result<CompileCache, String>,
+    max_wasm_stack: usize,
+}
+
+/// Compiled code ready to instantiate.
+#[derive(Clone)]
+pub enum Compiled {
+    /// A component (tool or `wasi:cli/command`).
+    Component(Component),
+    /// A core module (WASI preview1 command).
+    Module(Module),
+}
+
+/// Whether compiled code came from the cache.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "state", content = "reason")]
+pub enum CacheStatus {
+    /// Loaded from the cache; nothing was compiled.
+    Hit,
+    /// Compiled and stored.
+    Miss,
+    /// An entry existed but was not trusted; compiled and rewritten.
+    Rejected(String),
+    /// The cache is off or unusable.
+    Off(String),
+}
+
+/// A plugin, compiled.
+#[derive(Clone)]
+pub struct Loaded {
+    /// The code.
+    pub compiled: Compiled,
+    /// SHA-256 of the wasm as given.
+    pub digest: Sha256Hex,
+    /// Where it came from.
+    pub cache: CacheStatus,
+    /// Time to compile or to load from the cache.
+    pub load_time: Duration,
+}
+
+/// Why bytes could not become a plugin.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Not WebAssembly at all, or invalid WebAssembly.
+    #[error("{0}")]
+    Malformed(String),
+}
+
+/// Why the engine could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot configure the WebAssembly engine: {0}")]
+pub struct EngineError(String);
+
+impl TokaEngine {
+    /// Builds the engine and starts its epoch ticker (a thread that ends when
+    /// the engine is dropped).
+    ///
+    /// # Errors
+    ///
+    /// When wasmtime rejects the configuration (for example a stack size it
+    /// cannot honour).
+    pub fn new(options: &EngineOptions) -> Result<TokaEngine, EngineError> {
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .consume_fuel(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(options.max_wasm_stack)
+            .async_stack_size(options.max_wasm_stack + HOST_STACK_MARGIN)
+            // No component-model async in any tool world yet.
+            .concurrency_support(false);
+        if let Some(calls) = options.pooling {
+            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool(calls)));
+        }
+        let engine = Engine::new(&config).map_err(|e| EngineError(format!("{e:#}")))?;
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("toka-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .map_err(|e| EngineError(format!("cannot start the epoch thread: {e}")))?;
+        let cache = match &options.cache_dir {
+            None => Err("disabled with --no-cache".to_string()),
+            Some(dir) => CompileCache::open(dir, &engine_id(&engine)),
+        };
+        Ok(TokaEngine {
+            engine,
+            cache,
+            max_wasm_stack: options.max_wasm_stack,
+        })
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The wasm stack limit every call gets.
+    pub fn max_wasm_stack(&self) -> usize {
+        self.max_wasm_stack
+    }
+
+    /// The cache, or why there is none.
+    pub fn cache(&self) -> Result<&CompileCache, &str> {
+        self.cache.as_ref().map_err(String::as_str)
+    }
+
+    /// Compiles `bytes` (binary wasm or WAT text), or loads the result of an
+    /// earlier compilation from the cache.
+    ///
+    /// # Errors
+    ///
+    /// [`LoadError::Malformed`] when the bytes are not valid WebAssembly.
+    pub fn load(&self, bytes: &[u8]) -> Result<Loaded, LoadError> {
+        self.load_with_digest(bytes, Sha256Hex::of(bytes))
+    }
+
+    /// [`TokaEngine::load`] for bytes whose SHA-256 the caller computed
+    /// already (to check a pin), so they are hashed once.
+    ///
+    /// # Errors
+    ///
+    /// As [`TokaEngine::load`].
+    pub fn load_with_digest(&self, bytes: &[u8], digest: Sha256Hex) -> Result<Loaded, LoadError> {
+        let start = Instant::now();
+        let binary;
+        let wasm: &[u8] = if bytes.starts_with(b"\0asm") {
+            bytes
+        } else if looks_like_text(bytes) {
+            binary = wat::parse_bytes(bytes)
+                .map_err(|e| LoadError::Malformed(format!("invalid WebAssembly text: {e}")))?;
+            &binary
+        } else {
+            return Err(LoadError::Malformed(
+                "not WebAssembly: a .wasm file starts with the bytes \\0asm (is this the right file?)".into(),
+            ));
+        };
+        let kind = match wasm.get(4..8) {
+            Some([1, 0, 0, 0]) => EntryKind::Module,
+            Some([0x0d, 0, 1, 0]) => EntryKind::Component,
+            _ => {
+                return Err(LoadError::Malformed(
+                    "not a WebAssembly module or component this host understands: unknown version in the header".into(),
+                ));
+            }
+        };
+
+        let mut status = match &self.cache {
+            Err(why) => CacheStatus::Off(why.clone()),
+            Ok(cache) => match cache.get(kind, digest.as_str()) {
+                Ok(payload) => match self.deserialize(kind, &payload) {
+                    Some(compiled) => {
+                        return Ok(Loaded {
+                            compiled,
+                            digest,
+                            cache: CacheStatus::Hit,
+                            load_time: start.elapsed(),
+                        });
+                    }
+                    None => CacheStatus::Rejected("compiled for another engine".into()),
+                },
+                Err(Miss::Absent) => CacheStatus::Miss,
+                Err(Miss::Rejected(why)) => CacheStatus::Rejected(why),
+            },
+        };
+
+        let malformed =
+            |e: wasmtime::Error| LoadError::Malformed(format!("invalid WebAssembly: {e:#}"));
+        let (compiled, serialized) = match kind {
+            EntryKind::Component => {
+                let c = Component::new(&self.engine, wasm).map_err(malformed)?;
+                let s = self.cache.is_ok().then(|| c.serialize());
+                (Compiled::Component(c), s)
+            }
+            EntryKind::Module => {
+                let m = Module::new(&self.engine, wasm).map_err(malformed)?;
+                let s = self.cache.is_ok().then(|| m.serialize());
+                (Compiled::Module(m), s)
+            }
+        };
+        if let (Ok(cache), Some(Ok(payload))) = (&self.cache, serialized)
+            && let Err(e) = cache.put(kind, digest.as_str(), &payload)
+        {
+            status = CacheStatus::Off(format!("cannot write to {}: {e}", cache.dir().display()));
+        }
+        Ok(Loaded {
+            compiled,
+            digest,
+            cache: status,
+            load_time: start.elapsed(),
+        })
+    }
+
+    fn deserialize(&self, kind: EntryKind, payload: &[u8]) -> Option<Compiled> {
+        // SAFETY: `payload` passed the cache's MAC check, so it is exactly
+        // what this host's own `serialize` produced; wasmtime additionally
+        // checks that it was compiled for this engine's configuration.
+        unsafe {
+            match kind {
+                EntryKind::Component => Component::deserialize(&self.engine, payload)
+                    .ok()
+                    .map(Compiled::Component),
+                EntryKind::Module => Module::deserialize(&self.engine, payload)
+                    .ok()
+                    .map(Compiled::Module),
+            }
+        }
+    }
+}
+
+/// Slots for `calls` concurrent calls of typical components (a Rust tool is a
+/// handful of core instances: the module, the WASI adapter, shims). Freed
+/// slots keep a little memory resident and are reset by scanning which pages
+/// were touched, so a fresh instance per call costs microseconds.
+fn pool(calls: u32) -> wasmtime::PoolingAllocationConfig {
+    let mut p = wasmtime::PoolingAllocationConfig::new();
+    p.total_component_instances(calls)
+        .max_core_instances_per_component(32)
+        .total_core_instances(calls.saturating_mul(32))
+        .max_memories_per_component(8)
+        .total_memories(calls.saturating_mul(8))
+        .max_tables_per_component(16)
+        .total_tables(calls.saturating_mul(16))
+        .total_stacks(calls)
+        .max_memory_size(4 << 30)
+        .linear_memory_keep_resident(64 << 10)
+        .table_keep_resident(16 << 10)
+        .pagemap_scan(wasmtime::Enabled::Auto);
+    p
+}
+
+fn looks_like_text(bytes: &[u8]) -> bool {
+    std::str::from_utf8(bytes).is_ok_and(|s| {
+        let t = s.trim_start();
+        t.starts_with('(') || t.starts_with(";;")
+    })
+}
+
+/// Identifies compiled code this engine can run: the host's version plus
+/// wasmtime's compatibility hash of the configuration.
+fn engine_id(engine: &Engine) -> String {
+    let mut h = std::hash::DefaultHasher::new();
+    env!("CARGO_PKG_VERSION").hash(&mut h);
+    engine.precompile_compatibility_hash().hash(&mut h);
+    format!("engine-{:016x}", h.finish())
+}

@@ -1,0 +1,6 @@
+//! Test helpers shared by Toka's test suite, examples and benchmarks: real
+//! servers on loopback that stand in for the outside world.
+
+pub mod fake_llm;
+
+pub use fake_llm::{FakeLlm, Mode};

@@ -1,0 +1,60 @@
+//! Liveness (`/health`), the server's state (`/status`: tools, calls in
+//! flight, load errors) and its event stream (`/v1/events`, server-sent
+//! events: tools loaded, replaced, removed or failed; calls; agents).
+
+use super::App;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use toka_runtime::audit::unix_seconds;
+
+pub(crate) async fn health() -> Response {
+    axum::Json(json!({ "status": "ok" })).into_response()
+}
+
+pub(crate) async fn status(State(app): State<Arc<App>>) -> Response {
+    let tools = app.catalog.snapshot();
+    let errors = app.catalog.errors();
+    axum::Json(json!({
+        "uptime_s": app.started.elapsed().as_secs_f64(),
+        "in_flight": app.in_flight.load(Ordering::Relaxed),
+        "calls": app.calls.load(Ordering::Relaxed),
+        "manifests": app.catalog.dir(),
+        "directory_error": app.catalog.dir_error(),
+        "tools": tools.values().map(|t| json!({
+            "name": t.name,
+            "version": t.spec.as_ref().map(|s| s.version.clone()),
+            "kind": t.spec.as_ref().map(|s| s.executable.kind),
+            "digest": t.digest,
+            "loaded_at": unix_seconds(t.loaded_at),
+        })).collect::<Vec<_>>(),
+        "errors": errors.iter().map(|(file, e)| json!({ "manifest": file, "error": e })).collect::<Vec<_>>(),
+    }))
+    .into_response()
+}
+
+/// Server-sent events: tools loaded, replaced, removed or failed to load;
+/// calls started and finished; agents' lives.
+pub(crate) async fn events(State(app): State<Arc<App>>) -> Response {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let rx = app.events.subscribe();
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(v) => {
+                    let name = v["event"].as_str().unwrap_or("message").to_string();
+                    let event = Event::default().event(name).data(v.to_string());
+                    return Some((Ok::<Event, std::convert::Infallible>(event), rx));
+                }
+                // A slow reader skips what it missed rather than stalling others.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
