@@ -2,6 +2,7 @@
 //! structs of `Option`s, each mapped onto the library's types by one function.
 
 pub mod exec;
+pub mod mcp;
 pub mod orchestrate;
 pub mod progress;
 pub mod run;
@@ -18,7 +19,7 @@ use toka_runtime::engine::{DEFAULT_MAX_WASM_STACK, EngineOptions};
 use toka_runtime::llm::{LlmClient, LlmConfig, LlmConfigError};
 use toka_runtime::shim::{Interpreters, ShimOptions};
 use toka_spec::manifest::{Capability, DirMapping, HostPattern, LimitSettings};
-use toka_spec::policy::{DEFAULT_LIMITS, DirGrant, EnvGrant, Grants};
+use toka_spec::policy::{DEFAULT_LIMITS, DirGrant, EnvGrant, Grants, Reach};
 use toka_spec::units::{ByteSize, HumanDuration};
 
 /// `toka-host`: runs agent tools as sandboxed WebAssembly components.
@@ -79,6 +80,15 @@ pub enum Command {
     /// call, vet.
     #[command(subcommand)]
     Tools(tools::ToolsCommand),
+
+    /// Serve the tools of a manifests directory to an MCP client on
+    /// stdin/stdout (Model Context Protocol, both the 2026-07-28 and the
+    /// 2025-11-25 revisions), reloading them live.
+    ///
+    /// Takes serve's grants, limits and subprocess flags; runs as the
+    /// operator (no token). Logs go to stderr.
+    #[command(after_help = mcp::AFTER_HELP)]
+    Mcp(Box<mcp::McpArgs>),
 }
 
 fn run_after_help() -> String {
@@ -104,8 +114,13 @@ fn run_after_help() -> String {
 pub struct GrantArgs {
     /// Grant a capability the manifest asks for: filesystem-read,
     /// filesystem-write, network-access, process-execution, tool-call, llm.
-    #[arg(long = "grant", value_name = "CAPABILITY")]
-    pub grant: Vec<Capability>,
+    /// Bare, filesystem-read/-write reach only directories inside the
+    /// manifest's own directory and network-access the hosts the manifest
+    /// lists; `filesystem-read=PATH`, `filesystem-write=PATH` and
+    /// `network-access=HOST:PORT` approve that tree or pattern instead
+    /// (repeatable).
+    #[arg(long = "grant", value_name = "CAPABILITY[=SCOPE]", value_parser = parse_grant)]
+    pub grant: Vec<GrantArg>,
 
     /// Give the guest a host directory, read-write, at GUEST (default: the
     /// same path).
@@ -295,6 +310,51 @@ pub(crate) fn print_line(line: &str) {
     let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
 
+/// One `--grant`: a capability and how far it reaches.
+#[derive(Debug, Clone)]
+pub struct GrantArg {
+    /// The capability.
+    pub capability: Capability,
+    /// Its reach.
+    pub reach: Reach,
+}
+
+fn parse_grant(s: &str) -> Result<GrantArg, String> {
+    let (word, scope) = match s.split_once('=') {
+        Some((w, scope)) => (w, Some(scope)),
+        None => (s, None),
+    };
+    let capability: Capability = word.parse()?;
+    let reach = match (capability, scope) {
+        (_, None) => Reach::Manifest,
+        (Capability::FilesystemRead | Capability::FilesystemWrite, Some(path)) => {
+            let canonical = std::path::Path::new(path).canonicalize().map_err(|e| {
+                format!(
+                    "{capability}={path}: {}; approve an existing directory",
+                    toka_spec::manifest::io_reason(&e)
+                )
+            })?;
+            if !canonical.is_dir() {
+                return Err(format!(
+                    "{capability}={path}: not a directory; approve a directory tree"
+                ));
+            }
+            Reach::Tree(canonical)
+        }
+        (Capability::NetworkAccess, Some(pattern)) => Reach::Host(
+            pattern
+                .parse()
+                .map_err(|e: String| format!("{capability}={pattern}: {e}"))?,
+        ),
+        (other, Some(_)) => {
+            return Err(format!(
+                "`{other}` takes no scope: write --grant {other} (only filesystem-read=PATH, filesystem-write=PATH and network-access=HOST:PORT are scoped)"
+            ));
+        }
+    };
+    Ok(GrantArg { capability, reach })
+}
+
 fn parse_env(s: &str) -> Result<EnvGrant, String> {
     let valid = |k: &str| {
         !k.is_empty()
@@ -330,7 +390,13 @@ impl GrantArgs {
             }))
             .collect();
         Grants {
-            capabilities: self.grant.iter().copied().collect(),
+            capabilities: self.grant.iter().map(|g| g.capability).collect(),
+            reach: self
+                .grant
+                .iter()
+                .map(|g| (g.capability, g.reach.clone()))
+                .collect(),
+            ceiling: None,
             dirs,
             env: self.env.clone(),
             net: self.allow_net.clone(),

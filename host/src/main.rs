@@ -4,6 +4,7 @@
 use clap::Parser;
 use std::process::ExitCode;
 mod cli;
+mod mcp;
 mod server;
 
 use cli::{Cli, Command};
@@ -32,8 +33,8 @@ fn main() -> ExitCode {
             }
             b
         }
-        // Agents run side by side.
-        Command::Orchestrate(_) => tokio::runtime::Builder::new_multi_thread(),
+        // Agents run side by side; MCP clients may call tools concurrently.
+        Command::Orchestrate(_) | Command::Mcp(_) => tokio::runtime::Builder::new_multi_thread(),
         _ => tokio::runtime::Builder::new_current_thread(),
     };
     let runtime = match builder.enable_all().build() {
@@ -50,6 +51,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => cli::serve::run(*args).await,
             Command::Orchestrate(args) => cli::orchestrate::run(*args).await,
             Command::Exec(args) => cli::exec::run(*args).await,
+            Command::Mcp(args) => cli::mcp::run(*args).await,
         }
     });
     // A guest may leave a read of the host's stdin pending on a blocking

@@ -9,11 +9,16 @@
 //! table is the runtime's [`LiveCatalog`].
 
 mod agents;
+mod auth;
 mod error;
+mod listen;
 mod metrics;
 mod router;
 mod status;
 mod tools;
+
+pub(crate) use auth::Authenticated;
+pub use listen::default_max_connections;
 
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -53,6 +58,13 @@ pub struct ServeOptions {
     pub llm: Option<LlmConfig>,
     /// How often the directory is checked for changes.
     pub reload_interval: Duration,
+    /// Web origins besides the server's own whose requests are answered.
+    pub allowed_origins: Vec<String>,
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers (and most a keep-alive
+    /// connection may stay idle).
+    pub header_timeout: Duration,
 }
 
 /// Why the server could not start.
@@ -82,6 +94,9 @@ pub enum ServeError {
     /// The LLM client could not be built.
     #[error(transparent)]
     Llm(#[from] LlmConfigError),
+    /// The manifests directory cannot be read at start.
+    #[error(transparent)]
+    Manifests(#[from] toka_spec::directory::DirError),
     /// The server failed.
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
@@ -100,6 +115,12 @@ pub(crate) struct App {
     pub(crate) hosts: Vec<String>,
     pub(crate) events: tokio::sync::broadcast::Sender<Value>,
     pub(crate) metrics: metrics::Metrics,
+    /// Set when the server stops: event streams end.
+    pub(crate) stopping: tokio::sync::watch::Sender<bool>,
+    /// MCP clients of `/mcp`, told about hot swaps.
+    pub(crate) mcp: Arc<crate::mcp::Hub>,
+    /// Cancelled when the server stops: MCP sessions end.
+    pub(crate) stop: tokio_util::sync::CancellationToken,
 }
 
 /// Serves until SIGTERM or Ctrl-C, then lets calls in flight finish.
@@ -111,6 +132,9 @@ pub async fn serve(engine: TokaEngine, options: ServeOptions) -> Result<(), Serv
     if !options.addr.ip().is_loopback() && !options.allow_remote {
         return Err(ServeError::Remote(options.addr));
     }
+    // A directory that cannot be read at start is a mistake in the flags,
+    // not an empty catalog.
+    toka_spec::directory::list(&options.manifests)?;
     let listener = tokio::net::TcpListener::bind(options.addr)
         .await
         .map_err(|source| ServeError::Bind {
@@ -132,7 +156,11 @@ pub async fn serve(engine: TokaEngine, options: ServeOptions) -> Result<(), Serv
         Some(c) => Some(Arc::new(LlmClient::new(c, audit.clone())?)),
     };
     let engine = Arc::new(engine);
-    let catalog = Arc::new(LiveCatalog::new(engine.clone(), options.manifests.clone()));
+    let catalog = Arc::new(LiveCatalog::new(
+        engine.clone(),
+        options.manifests.clone(),
+        options.grants.capabilities_only(),
+    ));
     let runtime = Arc::new(Runtime {
         engine,
         catalog: catalog.clone(),
@@ -142,6 +170,11 @@ pub async fn serve(engine: TokaEngine, options: ServeOptions) -> Result<(), Serv
         audit,
     });
     let event_tx = tokio::sync::broadcast::channel(4096).0;
+    let mcp = Arc::new(crate::mcp::Hub::new(
+        runtime.clone(),
+        catalog.clone(),
+        false,
+    ));
     let agents = Arc::new(AgentHost::new(runtime.clone(), event_tx.clone()));
     let port = addr.port();
     let hosts = if options.allow_remote {
@@ -166,6 +199,9 @@ pub async fn serve(engine: TokaEngine, options: ServeOptions) -> Result<(), Serv
         hosts,
         events: event_tx,
         metrics: metrics::Metrics::default(),
+        stopping: tokio::sync::watch::channel(false).0,
+        mcp,
+        stop: tokio_util::sync::CancellationToken::new(),
     });
     // The first scan loads everything before the first request.
     reload(&app, true).await;
@@ -183,15 +219,21 @@ pub async fn serve(engine: TokaEngine, options: ServeOptions) -> Result<(), Serv
         "toka-host serving {} tools on http://{addr}",
         app.catalog.snapshot().len()
     );
-    let result = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
+    let limits = listen::ConnectionLimits {
+        max_connections: app.options.max_connections,
+        header_timeout: app.options.header_timeout,
+        drain: Duration::from_secs(60),
+    };
+    let (stopping, stop) = (app.stopping.clone(), app.stop.clone());
+    listen::serve(listener, router, limits, async move {
+        shutdown_signal().await;
+        stopping.send_replace(true);
+        stop.cancel();
+    })
     .await;
     watcher.abort();
     eprintln!("toka-host: stopped after draining calls in flight");
-    result.map_err(ServeError::Io)
+    Ok(())
 }
 
 /// One scan of the manifests directory, off the async executor; each
@@ -202,56 +244,45 @@ async fn reload(app: &Arc<App>, initial: bool) {
         return;
     };
     let Ok(changes) = result else { return };
+    let tools_changed = changes.iter().any(Change::changes_tools);
     for change in changes {
+        eprintln!("toka-host: {change}");
         let event = match &change {
             Change::Loaded {
                 name,
                 version,
                 digest,
                 manifest,
-            }
-            | Change::Replaced {
+                ..
+            } => json!({
+                "event": "tool-loaded", "tool": name, "version": version,
+                "digest": digest, "manifest": manifest,
+            }),
+            Change::Replaced {
                 name,
                 version,
                 digest,
                 manifest,
-            } => {
-                eprintln!(
-                    "toka-host: loaded {name} {} from {}",
-                    version.as_ref().map(|v| v.to_string()).unwrap_or_default(),
-                    manifest.display()
-                );
-                let kind = if matches!(change, Change::Loaded { .. }) {
-                    "tool-loaded"
-                } else {
-                    "tool-replaced"
-                };
-                json!({
-                    "event": kind, "tool": name, "version": version,
-                    "digest": digest, "manifest": manifest,
-                })
-            }
+                ..
+            } => json!({
+                "event": "tool-replaced", "tool": name, "version": version,
+                "digest": digest, "manifest": manifest,
+            }),
             Change::Removed { name, manifest } => {
-                eprintln!("toka-host: removed {name} ({} is gone)", manifest.display());
                 json!({ "event": "tool-removed", "tool": name, "manifest": manifest })
             }
             Change::Failed { manifest, error } => {
-                eprintln!("toka-host: {error} (the previous version, if any, keeps serving)");
                 json!({ "event": "tool-failed", "manifest": manifest, "error": error })
             }
             Change::DirectoryUnreadable { error } => {
-                eprintln!("toka-host: {error}; every tool keeps serving as it was");
                 json!({ "event": "directory-unreadable", "error": error })
             }
-            Change::DirectoryReadable => {
-                eprintln!(
-                    "toka-host: the manifests directory {} is readable again",
-                    app.catalog.dir().display()
-                );
-                json!({ "event": "directory-readable" })
-            }
+            Change::DirectoryReadable => json!({ "event": "directory-readable" }),
         };
         let _ = app.events.send(event);
+    }
+    if tools_changed {
+        app.mcp.tools_changed().await;
     }
 }
 

@@ -68,7 +68,8 @@ fn text_stats_answers_the_same_in_four_languages() {
         }
     }
 
-    // Errors too: the same case and message from each.
+    // Errors too: the same case and message from each tool's own check (run
+    // from the .wasm, so the host's schema check does not answer first)...
     for (input, message) in [
         (
             json!({ "text": "x", "top": 0 }),
@@ -80,12 +81,19 @@ fn text_stats_answers_the_same_in_four_languages() {
         ),
     ] {
         for tool in TOOLS {
-            let (code, _, stderr) = run_tool(tool, &input);
+            let (code, _, stderr) = run_tool(&plugin(tool), &input);
             assert_eq!(code, 1, "{tool}: {stderr}");
             assert!(
                 stderr.contains("(InvalidInput)") && stderr.contains(message),
                 "{tool}: {stderr}"
             );
+        }
+        // ...and through the manifest, the host refuses it first, the same
+        // for all four, from the schema's `minimum` and `maximum`.
+        for tool in TOOLS {
+            let (code, _, stderr) = run_tool(tool, &input);
+            assert_eq!(code, 125, "{tool}: {stderr}");
+            assert!(stderr.contains("input property `top`"), "{tool}: {stderr}");
         }
     }
     // A missing `text` is caught by the host's schema check for all four;

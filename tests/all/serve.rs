@@ -395,6 +395,8 @@ fn busy_gets_503_and_sigterm_drains() {
                     "\n%{http_code}",
                     "-X",
                     "POST",
+                    "-H",
+                    "content-type: application/json",
                     "--data-binary",
                 ])
                 .arg(r#"{"do":"spin"}"#)
@@ -421,6 +423,8 @@ fn busy_gets_503_and_sigterm_drains() {
                 "/dev/null",
                 "-X",
                 "POST",
+                "-H",
+                "content-type: application/json",
                 "--data-binary",
                 r#"{"name":"x"}"#,
             ])

@@ -133,11 +133,13 @@ fn files_outside_the_grant_are_unreadable() {
         "filesystem-read",
         &format!("{{ readonly_paths: ['{}'] }}", granted.path().display()),
     );
+    // The granted directory is outside the manifest's: approve it by path.
+    let reach = format!("filesystem-read={}", granted.path().display());
     let run = toka([
         "run",
         &t.path(),
         "--grant",
-        "filesystem-read",
+        &reach,
         "--param",
         &format!("path={}", secret.display()),
     ])
@@ -183,9 +185,10 @@ fn writes_only_inside_the_writable_dir() {
         "filesystem-write",
         &format!("{{ writable_paths: ['{}'] }}", writable.path().display()),
     );
+    let reach = format!("filesystem-write={}", writable.path().display());
     let run = t.run(&[
         "--grant",
-        "filesystem-write",
+        &reach,
         "--param",
         &format!("path={}", outside.display()),
     ]);

@@ -228,18 +228,12 @@ fn a_hostile_workflow_never_finds_the_key() {
         .map(|b| format!("{:02x}", b ^ 0x5A))
         .collect();
     let steps = json!([{ "llm": "hello" }, { "hunt": hex }]);
+    let reach = format!("filesystem-read={}", data.path().display());
     let r = script(
         dir.path(),
         "hunter",
         steps.clone(),
-        &[
-            "--grant",
-            "filesystem-read",
-            "--env",
-            "EXTRA=1",
-            "--dir",
-            "/tmp::/tmp",
-        ],
+        &["--grant", &reach, "--env", "EXTRA=1", "--dir", "/tmp::/tmp"],
         &env,
     );
     r.assert_code(0);
@@ -691,7 +685,14 @@ fn serve_starts_follows_and_cancels_agents() {
     }
     let env: Vec<(String, String)> = llm.env("anthropic", KEY);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let s = Server::start_with_env(dir.path(), &grants(), &env);
+    // The data directory is outside this manifests directory: approve it.
+    let data = format!(
+        "filesystem-read={}",
+        repo().join("manifests/data").display()
+    );
+    let mut flags = grants();
+    flags.extend(["--grant", data.as_str()]);
+    let s = Server::start_with_env(dir.path(), &flags, &env);
 
     // Events, as a client of /v1/events sees them.
     let events = std::process::Command::new("curl")

@@ -251,7 +251,7 @@ fn call_io(args: &RunArgs, tool: &Tool) -> Result<(Value, SandboxIo), RunError> 
                 "`{name}` is a tool: it takes JSON input (--input or --param), not arguments after --"
             )));
         }
-        let input = build_input(args, Some(&tool.parameters()))?;
+        let input = build_input(args, Some(tool.parameters().json()))?;
         let io = SandboxIo {
             args: vec![name.clone()],
             stdin: Stdin::Empty,
@@ -330,7 +330,7 @@ async fn run_workflow(
             "`{name}` is a workflow: it takes JSON input (--input or --param), not arguments after --"
         )));
     }
-    let input = build_input(args, Some(&tool.parameters()))?;
+    let input = build_input(args, Some(tool.parameters().json()))?;
     let host = Arc::new(AgentHost::new(
         runtime,
         tokio::sync::broadcast::channel(4096).0,

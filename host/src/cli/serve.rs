@@ -51,6 +51,26 @@ pub struct ServeArgs {
     )]
     pub reload_interval: HumanDuration,
 
+    /// Answer browser requests from this web origin too (e.g.
+    /// https://ui.example.com; repeatable). Requests with any other `Origin`
+    /// than the server's own are refused.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    pub allowed_origins: Vec<String>,
+
+    /// Connections open at once; more wait in the kernel's backlog
+    /// [default: three quarters of `ulimit -n`, less a margin].
+    #[arg(long = "max-connections", value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// Time a client has to send a request's headers; a keep-alive
+    /// connection idle that long is closed too.
+    #[arg(
+        long = "header-timeout",
+        value_name = "DURATION",
+        default_value = "10s"
+    )]
+    pub header_timeout: HumanDuration,
+
     #[command(flatten)]
     #[allow(missing_docs)]
     pub sandbox: SandboxArgs,
@@ -93,6 +113,12 @@ pub async fn run(args: ServeArgs) -> u8 {
         max_body: usize::try_from(args.max_body.0).unwrap_or(usize::MAX),
         audit_log: args.audit_log.clone(),
         reload_interval: args.reload_interval.0.max(Duration::from_millis(10)),
+        allowed_origins: args.allowed_origins.clone(),
+        max_connections: args
+            .max_connections
+            .unwrap_or_else(server::default_max_connections)
+            .max(1),
+        header_timeout: args.header_timeout.0.max(Duration::from_millis(100)),
     };
     match server::serve(engine, options).await {
         Ok(()) => exit::SUCCESS,

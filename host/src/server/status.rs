@@ -14,6 +14,15 @@ pub(crate) async fn health() -> Response {
     axum::Json(json!({ "status": "ok" })).into_response()
 }
 
+/// Readiness: 503 while the manifests directory cannot be read (the tools
+/// loaded before keep serving, but nothing new can load).
+pub(crate) async fn ready(State(app): State<Arc<App>>) -> Response {
+    match app.catalog.dir_error() {
+        None => axum::Json(json!({ "status": "ready" })).into_response(),
+        Some(e) => super::error::error(toka_spec::outcome::ErrorKind::Unavailable, &e),
+    }
+}
+
 pub(crate) async fn status(State(app): State<Arc<App>>) -> Response {
     let tools = app.catalog.snapshot();
     let errors = app.catalog.errors();
@@ -40,20 +49,31 @@ pub(crate) async fn status(State(app): State<Arc<App>>) -> Response {
 pub(crate) async fn events(State(app): State<Arc<App>>) -> Response {
     use axum::response::sse::{Event, KeepAlive, Sse};
     let rx = app.events.subscribe();
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(v) => {
-                    let name = v["event"].as_str().unwrap_or("message").to_string();
-                    let event = Event::default().event(name).data(v.to_string());
-                    return Some((Ok::<Event, std::convert::Infallible>(event), rx));
+    let stopping = app.stopping.subscribe();
+    let stream =
+        futures_util::stream::unfold((rx, stopping), |(mut rx, mut stopping)| async move {
+            loop {
+                let received = tokio::select! {
+                    r = rx.recv() => r,
+                    // The server is stopping: end the stream so that draining
+                    // waits only for calls.
+                    _ = stopping.wait_for(|s| *s) => return None,
+                };
+                match received {
+                    Ok(v) => {
+                        let name = v["event"].as_str().unwrap_or("message").to_string();
+                        let event = Event::default().event(name).data(v.to_string());
+                        return Some((
+                            Ok::<Event, std::convert::Infallible>(event),
+                            (rx, stopping),
+                        ));
+                    }
+                    // A slow reader skips what it missed rather than stalling others.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                 }
-                // A slow reader skips what it missed rather than stalling others.
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
             }
-        }
-    });
+        });
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()

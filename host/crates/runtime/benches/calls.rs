@@ -49,7 +49,11 @@ fn benches(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let live = Arc::new(LiveCatalog::new(engine.clone(), cache.path().to_path_buf()));
+    let live = Arc::new(LiveCatalog::new(
+        engine.clone(),
+        cache.path().to_path_buf(),
+        Grants::default(),
+    ));
     let runtime = Arc::new(Runtime {
         engine: engine.clone(),
         catalog: live.clone(),

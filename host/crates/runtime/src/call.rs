@@ -26,9 +26,9 @@ use crate::workflow::{Nested, NestedCalls, RunContext, WorkflowFrame};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use toka_spec::manifest::{self, LimitSettings};
-use toka_spec::outcome::{CallError, LogLevel, Outcome, Stdio, Usage};
-use toka_spec::policy::{self, Grants, Policy};
+use toka_spec::manifest::LimitSettings;
+use toka_spec::outcome::{CallError, LogLevel, Outcome, Output, Stdio, Usage};
+use toka_spec::policy::{self, CallerScope, Grants, Policy, PolicyError};
 
 /// Everything calls share in one process: the engine, where tools are found
 /// (for workflows' nested calls), what the operator grants, how subprocess
@@ -89,6 +89,9 @@ pub struct CallCtx {
     /// The run id of a top-level workflow (an agent's id); one is made up
     /// when absent.
     pub run_id: Option<String>,
+    /// What the caller may use when it is not the operator (a verified
+    /// token); `None` for the operator.
+    pub scope: Option<Arc<dyn CallerScope>>,
     nested: Option<Nested>,
 }
 
@@ -101,6 +104,7 @@ impl CallCtx {
             io,
             collect_logs: false,
             run_id: None,
+            scope: None,
             nested: None,
         }
     }
@@ -158,21 +162,30 @@ impl Runtime {
                 logs: Vec::new(),
                 stdio: None,
             };
-            self.audit_call(&ctx.caller, &outcome, input, None);
+            self.audit_call(ctx, &outcome, input, None);
             Box::new(outcome)
         };
+        if let Some(scope) = &ctx.scope
+            && ctx.nested.is_none()
+            && !scope.allows_tool(&tool.name)
+        {
+            let e = CallError::Policy(PolicyError::NotInScope {
+                tool: tool.name.clone(),
+            });
+            return Err(refuse(e, &ctx, &input));
+        }
         let grants = match &ctx.nested {
             // A callee gets the operator's capability grants and nothing
             // else of the operator's (never the caller's directories,
             // environment, network or flags' limits), within what the caller
             // has left.
             Some(n) => Grants {
-                capabilities: n.run.capabilities.clone(),
                 within: Some(n.remaining),
-                ..Grants::default()
+                ..n.run.grants.clone()
             },
             None => Grants {
                 limits: ctx.limits.or(self.grants.limits),
+                ceiling: ctx.scope.as_ref().map(|s| s.capabilities().clone()),
                 ..self.grants.clone()
             },
         };
@@ -190,7 +203,7 @@ impl Runtime {
                 };
                 return Err(refuse(e, &ctx, &input));
             }
-            if let Err(message) = manifest::check_input(&tool.parameters(), &input) {
+            if let Err(message) = tool.parameters().check_input(&input) {
                 let e = CallError::InvalidInput {
                     tool: tool.name.clone(),
                     message,
@@ -252,10 +265,12 @@ impl Runtime {
                                 format!("run-{}", RUNS.fetch_add(1, Ordering::Relaxed))
                             });
                             let calls: Arc<dyn NestedCalls> = self.clone();
+                            let mut grants = self.grants.capabilities_only();
+                            grants.ceiling = ctx.scope.as_ref().map(|s| s.capabilities().clone());
                             let run = RunContext::new(
                                 id,
                                 calls,
-                                self.grants.capabilities.clone(),
+                                grants,
                                 self.llm.clone(),
                                 policy.limits.llm_tokens,
                             );
@@ -303,6 +318,16 @@ impl Runtime {
         {
             *caller_budget = policy.bound.covers(limit);
         }
+        // What a tool promises in `spec.output` is what callers get.
+        if let (Ok(Output::Json(v)), Some(schema)) =
+            (&result, tool.spec.as_ref().and_then(|s| s.output.as_ref()))
+            && let Err(message) = schema.check_output(v)
+        {
+            result = Err(CallError::BadResult {
+                tool: tool.name.clone(),
+                message: format!("{message} (spec.output)"),
+            });
+        }
         let stdio = (ctx.io.stdout.is_capture() || ctx.io.stderr.is_capture()).then(|| Stdio {
             stdout: ctx.io.stdout.contents(),
             stderr: ctx.io.stderr.contents(),
@@ -317,19 +342,13 @@ impl Runtime {
             logs,
             stdio,
         };
-        self.audit_call(&ctx.caller, &outcome, &input, Some(&policy));
+        self.audit_call(&ctx, &outcome, &input, Some(&policy));
         outcome
     }
 
     /// Appends one JSON line per call: sizes of the input only, never its
     /// text.
-    fn audit_call(
-        &self,
-        caller: &Caller,
-        outcome: &Outcome,
-        input: &Value,
-        policy: Option<&Policy>,
-    ) {
+    fn audit_call(&self, ctx: &CallCtx, outcome: &Outcome, input: &Value, policy: Option<&Policy>) {
         let Some(log) = &self.audit else { return };
         let (kind, limit) = match &outcome.result {
             Ok(_) => ("ok".to_string(), None),
@@ -343,7 +362,9 @@ impl Runtime {
             "tool": outcome.tool.name,
             "version": outcome.tool.version,
             "digest": outcome.tool.digest,
-            "caller": caller.label(),
+            "caller": ctx.caller.label(),
+            "subject": ctx.scope.as_ref().map(|s| s.subject()),
+            "token": ctx.scope.as_ref().map(|s| s.token_id()),
             "capabilities": capabilities,
             "input_bytes": if input.is_null() { 0 } else { input.to_string().len() },
             "outcome": kind,
@@ -373,7 +394,12 @@ impl NestedCalls for Runtime {
                     logs: Vec::new(),
                     stdio: None,
                 };
-                self.audit_call(&caller, &outcome, &input, None);
+                self.audit_call(
+                    &CallCtx::new(caller, SandboxIo::captured(&name, 0, nested.events.clone())),
+                    &outcome,
+                    &input,
+                    None,
+                );
                 return outcome;
             }
         };

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use toka_spec::directory::{self, FindError};
 use toka_spec::manifest::{
-    self, MAX_EXECUTABLE_BYTES, ManifestError, PinMismatch, Sha256Hex, ToolSpec, io_reason,
+    self, MAX_EXECUTABLE_BYTES, ManifestError, PinMismatch, Schema, Sha256Hex, ToolSpec, io_reason,
 };
 use toka_spec::outcome::{CallError, ErrorKind, ToolRef};
 
@@ -100,11 +100,15 @@ impl Tool {
     }
 
     /// The input JSON Schema (`{"type": "object"}` for a bare `.wasm`).
-    pub fn parameters(&self) -> serde_json::Value {
-        self.spec.as_ref().map_or_else(
-            || serde_json::json!({ "type": "object" }),
-            |s| s.parameters.clone(),
-        )
+    pub fn parameters(&self) -> &Schema {
+        static ANY_OBJECT: std::sync::OnceLock<Schema> = std::sync::OnceLock::new();
+        match &self.spec {
+            Some(s) => &s.parameters,
+            None => ANY_OBJECT.get_or_init(|| {
+                Schema::compile(serde_json::json!({ "type": "object" }))
+                    .expect("the constant schema {\"type\": \"object\"} compiles")
+            }),
+        }
     }
 
     /// Where the code came from and how long loading took, for wasm.
@@ -164,6 +168,15 @@ pub enum LoadError {
         /// What is wrong.
         source: Box<CallError>,
     },
+    /// The manifest asks for directories or hosts beyond what the
+    /// operator's grants reach.
+    #[error("{}: {source}", file.display())]
+    Policy {
+        /// The manifest.
+        file: PathBuf,
+        /// What it asks for and the grant that would allow it.
+        source: Box<toka_spec::policy::PolicyError>,
+    },
     /// A command where only callable tools are served.
     #[error("{}: `{tool}` is {what}; only tools and workflows take JSON input and can be called", file.display())]
     NotCallable {
@@ -186,6 +199,7 @@ impl LoadError {
             LoadError::TooLarge { .. } | LoadError::Wasm { .. } => ErrorKind::InvalidWasm,
             LoadError::Pin { .. } => ErrorKind::HashMismatch,
             LoadError::Link { .. } => ErrorKind::Link,
+            LoadError::Policy { source, .. } => source.kind(),
             LoadError::NotCallable { .. } => ErrorKind::WrongKind,
         }
     }

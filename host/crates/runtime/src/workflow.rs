@@ -15,13 +15,12 @@ use crate::events::EventSink;
 use crate::llm::{ChatRequest, LlmClient, RequestOrigin, Role};
 use crate::sandbox::{Frame, GuestToolError, LlmRequest, LlmResponse, llm_types};
 use serde_json::Value;
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use toka_spec::manifest::{Capability, ToolSpec};
 use toka_spec::outcome::{CallError, LimitExceeded, Outcome, Output, ToolErrorKind};
-use toka_spec::policy::{Limits, Policy, PolicyError, Remaining};
+use toka_spec::policy::{Grants, Limits, Policy, PolicyError, Remaining};
 
 /// How deep workflows may call workflows (the top-level run is depth 1).
 pub const MAX_CALL_DEPTH: usize = 8;
@@ -53,10 +52,11 @@ pub struct RunContext {
     pub id: String,
     /// Where nested calls go.
     pub calls: Arc<dyn NestedCalls>,
-    /// Capabilities the operator grants (callees get these and nothing else
+    /// The operator's capability grants and how far they reach, within the
+    /// caller's token when there is one (callees get these and nothing else
     /// from the operator: never the caller's directories, environment,
     /// network or limits).
-    pub capabilities: BTreeSet<Capability>,
+    pub grants: Grants,
     /// The model, when one is configured (it records its requests in the
     /// audit log itself).
     pub llm: Option<Arc<LlmClient>>,
@@ -69,14 +69,14 @@ impl RunContext {
     pub fn new(
         id: String,
         calls: Arc<dyn NestedCalls>,
-        capabilities: BTreeSet<Capability>,
+        grants: Grants,
         llm: Option<Arc<LlmClient>>,
         token_budget: u64,
     ) -> RunContext {
         RunContext {
             id,
             calls,
-            capabilities,
+            grants,
             llm,
             token_budget,
             tokens_used: AtomicU64::new(0),

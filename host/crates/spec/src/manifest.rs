@@ -8,15 +8,15 @@
 //! ([`validate`]). The pinned digest is checked where the executable's bytes
 //! are read ([`pin`]), so what runs is what was checked.
 
-mod input;
 mod pin;
 mod raw;
+mod schema;
 mod types;
 mod validate;
 mod yaml;
 
-pub use input::check_input;
 pub use pin::{PinMismatch, check_pin};
+pub use schema::{Schema, SchemaError};
 pub use yaml::from_yaml;
 
 pub use types::{
@@ -56,8 +56,12 @@ pub struct ToolSpec {
     pub executable: ExecutableSpec,
     /// `spec.capabilities`.
     pub capabilities: CapabilitySpec,
-    /// `spec.parameters`: JSON Schema of the input.
-    pub parameters: serde_json::Value,
+    /// `spec.parameters`: JSON Schema of the input, checked in full.
+    pub parameters: Schema,
+    /// `spec.output`: JSON Schema of the output, when the manifest gives one
+    /// (results are checked against it; MCP clients see it as
+    /// `outputSchema`).
+    pub output: Option<Schema>,
     /// `spec.security.level`.
     pub security_level: Option<SecurityLevel>,
     /// `spec.security.sandbox`, paths resolved.

@@ -7,9 +7,13 @@
 //! and network addresses the operator passes directly (`--dir`, `--env`,
 //! `--allow-net`) are grants in themselves. Nothing here knows about wasmtime.
 
+mod grants;
 mod net;
+mod reach;
 
+pub use grants::{BoundBy, CallerScope, DirGrant, EnvGrant, Grants, Reach, Remaining};
 pub use net::{AddrRule, NetworkPolicy};
+pub use reach::{check_reach, describe_effective};
 
 use crate::manifest::{Capability, DirMapping, HostPattern, LimitSettings, ToolSpec};
 use crate::units::{ByteSize, HumanDuration};
@@ -34,79 +38,6 @@ pub const DEFAULT_LIMITS: Limits = Limits {
     memories: 16,
     llm_tokens: 100_000,
 };
-
-/// What the operator allows, from flags (or, later, server configuration).
-#[derive(Clone, Debug, Default)]
-pub struct Grants {
-    /// `--grant CAPABILITY`.
-    pub capabilities: BTreeSet<Capability>,
-    /// `--dir` (writable) and `--ro-dir` (read-only) mappings; relative host
-    /// paths are relative to the current directory.
-    pub dirs: Vec<DirGrant>,
-    /// `--env NAME[=VALUE]`.
-    pub env: Vec<EnvGrant>,
-    /// `--allow-net HOST:PORT`.
-    pub net: Vec<HostPattern>,
-    /// `--fuel`, `--memory`, `--timeout`, `--max-output`.
-    pub limits: LimitSettings,
-    /// What is left of a calling workflow's budget: the call's limits are
-    /// bounded by it (a callee never gets more than its caller has left).
-    pub within: Option<Remaining>,
-}
-
-/// What is left of a calling workflow's budget when it calls a tool.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Remaining {
-    /// Fuel the caller had left when it entered the host.
-    pub fuel: u64,
-    /// Time until the caller's deadline.
-    pub time: Duration,
-    /// Output bytes the caller may still write.
-    pub output: u64,
-}
-
-/// Which limits of a call are a caller's remaining budget rather than the
-/// tool's own (set when [`Grants::within`] bounded them).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct BoundBy {
-    /// Fuel.
-    pub fuel: bool,
-    /// Wall time.
-    pub time: bool,
-    /// Output bytes.
-    pub output: bool,
-}
-
-impl BoundBy {
-    /// True when `limit` tripped at a bound the caller set.
-    pub fn covers(&self, limit: &crate::outcome::LimitExceeded) -> bool {
-        use crate::outcome::LimitExceeded as L;
-        match limit {
-            L::Fuel { .. } => self.fuel,
-            L::Timeout { .. } => self.time,
-            L::Output { .. } => self.output,
-            _ => false,
-        }
-    }
-}
-
-/// A directory the operator grants directly.
-#[derive(Clone, Debug)]
-pub struct DirGrant {
-    /// Host and guest paths.
-    pub mapping: DirMapping,
-    /// Whether the guest may write.
-    pub writable: bool,
-}
-
-/// An environment variable the operator passes.
-#[derive(Clone, Debug)]
-pub enum EnvGrant {
-    /// `--env NAME`: the host's value, if it has one.
-    Inherit(String),
-    /// `--env NAME=VALUE`.
-    Set(String, String),
-}
 
 /// Everything one call may touch and spend. Built by [`resolve`] only.
 #[derive(Clone, Debug, Serialize)]
@@ -212,17 +143,26 @@ impl Limits {
 /// Why a policy could not be built.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PolicyError {
-    /// The manifest requires capabilities the operator did not grant.
-    #[error("tool `{tool}` requires {}, which {} not granted: {}; rerun with `{}` if you trust it with that",
+    /// The manifest requires capabilities the operator (or the caller's
+    /// token) did not grant.
+    #[error("tool `{tool}` requires {}, which {} not granted{}: {}; {}",
         missing.iter().map(|m| format!("capability `{}`", m.capability)).collect::<Vec<_>>().join(" and "),
         if missing.len() == 1 { "is" } else { "are" },
+        if *by_token { " by this token" } else { "" },
         missing.iter().map(|m| format!("`{}` {}", m.capability, m.purpose)).collect::<Vec<_>>().join("; "),
-        missing.iter().map(|m| format!("--grant {}", m.capability)).collect::<Vec<_>>().join(" "))]
+        if *by_token {
+            format!("ask the operator for a token with `{}`", missing.iter().map(|m| format!("--grant {}", m.capability)).collect::<Vec<_>>().join(" "))
+        } else {
+            format!("rerun with `{}` if you trust it with that", missing.iter().map(|m| format!("--grant {}", m.capability)).collect::<Vec<_>>().join(" "))
+        })]
     Denied {
         /// The tool.
         tool: String,
         /// What is missing and what for.
         missing: Vec<MissingCapability>,
+        /// True when the operator grants them but the caller's token does
+        /// not.
+        by_token: bool,
     },
     /// A manifest or a grant tried to pass an LLM key into the sandbox.
     #[error(
@@ -235,6 +175,31 @@ pub enum PolicyError {
         name: String,
         /// Which field or flag asked for it.
         origin: &'static str,
+    },
+    /// A manifest asks for a directory or host beyond what the grant
+    /// reaches.
+    #[error(
+        "tool `{tool}` asks for {what} ({field}), which `--grant {capability}` does not reach here (it reaches {reach}); approve it with `--grant {capability}={what}` if you trust the tool with it"
+    )]
+    Unapproved {
+        /// The tool.
+        tool: String,
+        /// The capability.
+        capability: Capability,
+        /// The path (canonical) or host pattern.
+        what: String,
+        /// The manifest field that asks for it.
+        field: &'static str,
+        /// What the grant reaches.
+        reach: String,
+    },
+    /// The caller's token does not allow the tool at all.
+    #[error(
+        "this token does not allow tool `{tool}`; ask the operator for a token that names it (`toka-host token issue --tool {tool}`)"
+    )]
+    NotInScope {
+        /// The tool.
+        tool: String,
     },
     /// A directory grant cannot be used.
     #[error("{flag} {}: {reason}", path.display())]
@@ -253,7 +218,9 @@ impl PolicyError {
     /// `invalid-input` (a key asked for, a directory that cannot be granted).
     pub fn kind(&self) -> crate::outcome::ErrorKind {
         match self {
-            PolicyError::Denied { .. } => crate::outcome::ErrorKind::Denied,
+            PolicyError::Denied { .. }
+            | PolicyError::Unapproved { .. }
+            | PolicyError::NotInScope { .. } => crate::outcome::ErrorKind::Denied,
             PolicyError::Secret { .. } | PolicyError::BadDir { .. } => {
                 crate::outcome::ErrorKind::InvalidInput
             }
@@ -280,8 +247,10 @@ pub struct MissingCapability {
 ///
 /// # Errors
 ///
-/// [`PolicyError::Denied`] when a required capability is not granted;
-/// [`PolicyError::BadDir`] when a granted directory does not exist.
+/// [`PolicyError::Denied`] when a required capability is not granted (by
+/// the operator, or by the caller's ceiling); [`PolicyError::Unapproved`]
+/// when the manifest's directories or hosts are beyond what the grants
+/// reach; [`PolicyError::BadDir`] when a granted directory does not exist.
 pub fn resolve(
     tool: &str,
     spec: Option<&ToolSpec>,
@@ -295,26 +264,46 @@ pub fn resolve(
     let mut limits = DEFAULT_LIMITS;
 
     if let Some(spec) = spec {
-        let missing: Vec<MissingCapability> = spec
-            .capabilities
-            .required
-            .iter()
-            .filter(|c| !grants.capabilities.contains(c))
-            .map(|&capability| MissingCapability {
-                capability,
-                purpose: purpose(spec, capability),
-            })
-            .collect();
+        let missing_from = |set: &BTreeSet<Capability>| -> Vec<MissingCapability> {
+            spec.capabilities
+                .required
+                .iter()
+                .filter(|c| !set.contains(c))
+                .map(|&capability| MissingCapability {
+                    capability,
+                    purpose: purpose(spec, capability),
+                })
+                .collect()
+        };
+        let missing = missing_from(&grants.capabilities);
         if !missing.is_empty() {
             return Err(PolicyError::Denied {
                 tool: spec.name.to_string(),
                 missing,
+                by_token: false,
             });
         }
+        if let Some(ceiling) = &grants.ceiling {
+            let missing = missing_from(ceiling);
+            if !missing.is_empty() {
+                return Err(PolicyError::Denied {
+                    tool: spec.name.to_string(),
+                    missing,
+                    by_token: true,
+                });
+            }
+        }
+        check_reach(spec, grants)?;
         capabilities = spec
             .capabilities
             .declared()
             .intersection(&grants.capabilities)
+            .filter(|c| {
+                grants
+                    .ceiling
+                    .as_ref()
+                    .is_none_or(|ceiling| ceiling.contains(c))
+            })
             .copied()
             .collect();
         let sandbox = &spec.sandbox;
@@ -539,6 +528,115 @@ mod tests {
         assert_eq!(p.limits.fuel, 1000);
         assert_eq!(p.limits.timeout, Duration::from_millis(500));
         assert_eq!(p.limits.memory, DEFAULT_LIMITS.memory);
+    }
+
+    #[test]
+    fn a_bare_grant_reaches_the_manifests_directory_only() {
+        let outside = tempfile::tempdir().expect("outside");
+        let (_d, s) = spec(
+            &format!(
+                "{{ readonly_paths: ['./data', '{}::/x'] }}",
+                outside.path().display()
+            ),
+            "{ required: [filesystem-read] }",
+        );
+        let err = resolve(
+            "t",
+            Some(&s),
+            &grants(&[Capability::FilesystemRead]),
+            |_| None,
+        )
+        .expect_err("outside the manifest's directory");
+        let msg = err.to_string();
+        assert!(matches!(err, PolicyError::Unapproved { .. }), "{msg}");
+        let canonical = outside.path().canonicalize().expect("canonical");
+        assert!(
+            msg.contains(&format!("--grant filesystem-read={}", canonical.display())),
+            "names the grant that would allow it: {msg}"
+        );
+        assert!(msg.contains("readonly_paths"), "{msg}");
+        let mut g = grants(&[Capability::FilesystemRead]);
+        g.reach = vec![
+            (Capability::FilesystemRead, Reach::Manifest),
+            (Capability::FilesystemRead, Reach::Tree(canonical)),
+        ];
+        let p = resolve("t", Some(&s), &g, |_| None).expect("approved");
+        assert_eq!(p.preopens.len(), 2);
+        // An explicit tree alone does not reach the manifest's directory.
+        g.reach.remove(0);
+        assert!(resolve("t", Some(&s), &g, |_| None).is_err());
+    }
+
+    #[test]
+    fn a_symlink_out_of_the_manifests_directory_is_outside_it() {
+        let outside = tempfile::tempdir().expect("outside");
+        let (d, s) = {
+            let dir = tempfile::tempdir().expect("tempdir");
+            std::os::unix::fs::symlink(outside.path(), dir.path().join("escape")).expect("symlink");
+            std::fs::write(dir.path().join("t.wasm"), b"\0asm").expect("write");
+            let text = "metadata: { name: t, version: 1.0.0, description: test }\n\
+                        spec:\n  executable: { type: component, path: t.wasm }\n  capabilities: { required: [filesystem-read] }\n\
+                        \x20 security:\n    sandbox: { readonly_paths: [./escape] }\n";
+            let spec = manifest::parse(&dir.path().join("t.yaml"), text).expect("valid");
+            (dir, spec)
+        };
+        let err = resolve(
+            "t",
+            Some(&s),
+            &grants(&[Capability::FilesystemRead]),
+            |_| None,
+        )
+        .expect_err("the link leads outside");
+        assert!(matches!(err, PolicyError::Unapproved { .. }), "{err}");
+        drop(d);
+    }
+
+    #[test]
+    fn network_grants_cover_the_manifests_hosts() {
+        let (_d, s) = spec(
+            "{ allow_network: true, allowed_hosts: ['api.example.com:443'] }",
+            "{ required: [network-access] }",
+        );
+        let host = |p: &str| Reach::Host(p.parse().expect("pattern"));
+        let mut g = grants(&[Capability::NetworkAccess]);
+        assert!(resolve("t", Some(&s), &g, |_| None).is_ok(), "bare grant");
+        for (pattern, ok) in [
+            ("api.example.com:443", true),
+            ("*:443", true),
+            ("*:*", true),
+            ("api.example.com:80", false),
+            ("other.example.com:443", false),
+        ] {
+            g.reach = vec![(Capability::NetworkAccess, host(pattern))];
+            assert_eq!(
+                resolve("t", Some(&s), &g, |_| None).is_ok(),
+                ok,
+                "{pattern}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_token_ceiling_narrows_and_says_so() {
+        let (_d, s) = spec(
+            "{ readonly_paths: [./data] }",
+            "{ required: [filesystem-read], optional: [llm] }",
+        );
+        let mut g = grants(&[Capability::FilesystemRead, Capability::Llm]);
+        g.ceiling = Some([Capability::FilesystemRead].into_iter().collect());
+        let p = resolve("t", Some(&s), &g, |_| None).expect("ok");
+        assert_eq!(
+            p.capabilities,
+            [Capability::FilesystemRead].into_iter().collect(),
+            "the optional capability outside the token is dropped"
+        );
+        g.ceiling = Some(BTreeSet::new());
+        let err = resolve("t", Some(&s), &g, |_| None).expect_err("not in the token");
+        assert!(
+            matches!(err, PolicyError::Denied { by_token: true, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("by this token"), "{err}");
     }
 
     #[test]

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 use toka_spec::directory::{self, DirError};
 use toka_spec::manifest::{self, Sha256Hex, Version};
+use toka_spec::policy::{self, Grants};
 
 /// The table of served tools, by name: replaced whole on every change, so a
 /// reader holds a consistent snapshot.
@@ -36,6 +37,8 @@ pub enum Change {
         digest: Sha256Hex,
         /// Its manifest.
         manifest: PathBuf,
+        /// What it reaches under the operator's grants.
+        reach: String,
     },
     /// A new version replaced the served one.
     Replaced {
@@ -47,6 +50,8 @@ pub enum Change {
         digest: Sha256Hex,
         /// Its manifest.
         manifest: PathBuf,
+        /// What it reaches under the operator's grants.
+        reach: String,
     },
     /// The manifest is gone; so is the tool.
     Removed {
@@ -70,6 +75,48 @@ pub enum Change {
     },
     /// The directory is readable again.
     DirectoryReadable,
+}
+
+impl std::fmt::Display for Change {
+    /// The change as one log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Change::Loaded {
+                name,
+                version,
+                manifest,
+                reach,
+                ..
+            }
+            | Change::Replaced {
+                name,
+                version,
+                manifest,
+                reach,
+                ..
+            } => {
+                write!(f, "loaded {name}")?;
+                if let Some(v) = version {
+                    write!(f, " {v}")?;
+                }
+                write!(f, " from {}", manifest.display())?;
+                if !reach.is_empty() {
+                    write!(f, " ({reach})")?;
+                }
+                Ok(())
+            }
+            Change::Removed { name, manifest } => {
+                write!(f, "removed {name} ({} is gone)", manifest.display())
+            }
+            Change::Failed { error, .. } => {
+                write!(f, "{error} (the previous version, if any, keeps serving)")
+            }
+            Change::DirectoryUnreadable { error } => {
+                write!(f, "{error}; every tool keeps serving as it was")
+            }
+            Change::DirectoryReadable => write!(f, "the manifests directory is readable again"),
+        }
+    }
 }
 
 impl Change {
@@ -123,6 +170,7 @@ impl Watched {
 pub struct LiveCatalog {
     engine: Arc<TokaEngine>,
     dir: PathBuf,
+    grants: Grants,
     table: RwLock<ToolTable>,
     watched: Mutex<BTreeMap<PathBuf, Watched>>,
     errors: RwLock<BTreeMap<PathBuf, String>>,
@@ -130,11 +178,14 @@ pub struct LiveCatalog {
 }
 
 impl LiveCatalog {
-    /// An empty catalog of `dir`; [`LiveCatalog::scan`] fills it.
-    pub fn new(engine: Arc<TokaEngine>, dir: PathBuf) -> LiveCatalog {
+    /// An empty catalog of `dir`; [`LiveCatalog::scan`] fills it with the
+    /// tools whose directories and hosts `grants` reach (the others are
+    /// refused at load, with the grant that would allow them).
+    pub fn new(engine: Arc<TokaEngine>, dir: PathBuf, grants: Grants) -> LiveCatalog {
         LiveCatalog {
             engine,
             dir,
+            grants,
             table: RwLock::new(Arc::new(BTreeMap::new())),
             watched: Mutex::new(BTreeMap::new()),
             errors: RwLock::new(BTreeMap::new()),
@@ -258,6 +309,12 @@ impl LiveCatalog {
                             }
                         }
                         parsed_name = Some(spec.name.to_string());
+                        policy::check_reach(&spec, &self.grants).map_err(|source| {
+                            LoadError::Policy {
+                                file: file.clone(),
+                                source: Box::new(source),
+                            }
+                        })?;
                         load_callable(&self.engine, spec)
                     });
                 loads.push((file.clone(), parsed_name, result));
@@ -309,12 +366,18 @@ impl LiveCatalog {
                     }
                     let version = tool.spec.as_ref().map(|s| s.version.clone());
                     let digest = tool.digest.clone();
+                    let reach = tool
+                        .spec
+                        .as_ref()
+                        .map(|s| policy::describe_effective(s, &self.grants))
+                        .unwrap_or_default();
                     changes.push(if next.contains_key(&name) {
                         Change::Replaced {
                             name: name.clone(),
                             version,
                             digest,
                             manifest: file.clone(),
+                            reach,
                         }
                     } else {
                         Change::Loaded {
@@ -322,6 +385,7 @@ impl LiveCatalog {
                             version,
                             digest,
                             manifest: file.clone(),
+                            reach,
                         }
                     });
                     if let Some(w) = watched.get_mut(&file)

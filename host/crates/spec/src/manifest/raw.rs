@@ -39,6 +39,8 @@ pub(super) struct RawSpec {
     #[serde(default)]
     pub(super) parameters: Option<serde_json::Value>,
     #[serde(default)]
+    pub(super) output: Option<serde_json::Value>,
+    #[serde(default)]
     pub(super) security: RawSecurity,
 }
 

@@ -4,7 +4,7 @@
 use super::raw::RawManifest;
 use super::{
     Capability, DirMapping, ExecutableKind, ExecutableSpec, LimitSettings, MAX_EXECUTABLE_BYTES,
-    ManifestError, OutputFormat, SandboxSpec, ToolSpec, clean, io_reason,
+    ManifestError, OutputFormat, SandboxSpec, Schema, ToolSpec, clean, io_reason,
 };
 use crate::units::ByteSize;
 use std::path::Path;
@@ -217,6 +217,28 @@ pub(super) fn validate(
             p
         }
     };
+    let schema = |field: &str, json| {
+        Schema::compile(json).map_err(|e| {
+            let field = if e.path.is_empty() {
+                field.to_string()
+            } else {
+                format!("{field}.{}", e.path)
+            };
+            ManifestError::invalid(file, field, e.message)
+        })
+    };
+    let parameters = schema("spec.parameters", parameters)?;
+    let output = match spec.output {
+        None => None,
+        Some(o) if o.get("type").and_then(|t| t.as_str()) != Some("object") => {
+            return Err(ManifestError::invalid(
+                file,
+                "spec.output",
+                "must be a JSON Schema with `type: object` (MCP clients take structured output as an object); remove it if the tool's output has no fixed shape",
+            ));
+        }
+        Some(o) => Some(schema("spec.output", o)?),
+    };
 
     Ok(ToolSpec {
         manifest: file.to_path_buf(),
@@ -238,6 +260,7 @@ pub(super) fn validate(
         },
         capabilities: spec.capabilities,
         parameters,
+        output,
         security_level: spec.security.level,
         sandbox: SandboxSpec {
             readonly_paths,
