@@ -1,10 +1,24 @@
 //! Toka's capability tokens: who may call which tools, with which
-//! capabilities, until when. This first part holds the key pairs on disk
-//! ([`keys`]) and the crate's error type.
+//! capabilities, until when. Tokens are [biscuit] tokens: signed with a
+//! public-key pair ([`keygen`], [`issue`]), narrowed by anyone who holds
+//! one without any key ([`attenuate`]), and read without keys
+//! ([`inspect`]). Attenuation can only narrow: the header of
+//! `src/datalog.rs` gives the Datalog and the reasoning.
+//!
+//! [biscuit]: https://www.biscuitsec.org
 
+mod datalog;
 mod error;
+mod inspect;
 pub mod keys;
 mod time;
+mod token;
 
 pub use error::AuthError;
+pub use inspect::{Grant, Narrowing, TokenInfo, inspect};
 pub use keys::{KeyInfo, keygen};
+pub use time::Expiry;
+pub use token::{
+    Attenuation, DEFAULT_AUDIENCE, DEFAULT_TTL, IssueRequest, MAX_BLOCKS, MAX_NAME_BYTES,
+    MAX_TOKEN_BYTES, MAX_TTL, attenuate, issue,
+};
