@@ -166,9 +166,8 @@ fn other_statements(b: &BlockBuilder, facts: &[&Fact], checks: &[&Check]) -> Vec
     other
 }
 
-/// Reads the authority block and each attenuation block.
-pub(crate) fn summarize(token: &UnverifiedBiscuit) -> Result<Summary, AuthError> {
-    let authority = block(token, 0)?;
+/// The authority block: subject, audience and what it grants.
+fn issued(authority: &BlockBuilder) -> Result<(String, String, Grant, SystemTime), AuthError> {
     let (mut subject, mut audience, mut expires) = (None, None, None);
     let mut tools = BTreeSet::new();
     let mut capabilities = BTreeSet::new();
@@ -181,83 +180,107 @@ pub(crate) fn summarize(token: &UnverifiedBiscuit) -> Result<Summary, AuthError>
             ("tool", Some(t), _) => {
                 tools.insert(t.to_string());
             }
-            ("grant", Some(g), _) if g.parse::<Capability>().is_ok() => {
-                capabilities.extend(g.parse::<Capability>().ok());
-            }
+            ("grant", Some(g), _) => match g.parse::<Capability>() {
+                Ok(c) => {
+                    capabilities.insert(c);
+                }
+                // A word this host does not know grants nothing here.
+                Err(_) => other_facts.push(f),
+            },
             _ => other_facts.push(f),
         }
     }
-    let (Some(subject), Some(audience), Some(issued_expiry)) = (subject, audience, expires) else {
+    let (Some(subject), Some(audience), Some(expires)) = (subject, audience, expires) else {
         return Err(AuthError::Malformed {
             reason: "its authority block has no subject, audience or expiry: it was not made by `token issue`",
         });
     };
-    let own_check = datalog::expiry_check(issued_expiry);
+    let own_check = datalog::expiry_check(expires);
     let other_checks: Vec<&Check> = authority
         .checks
         .iter()
         .filter(|c| **c != own_check)
         .collect();
-    let issued = Grant {
+    let grant = Grant {
         tools: sorted(&tools),
         capabilities: sorted(&capabilities),
-        expires: issued_expiry.into(),
-        other: other_statements(&authority, &other_facts, &other_checks),
+        expires: expires.into(),
+        other: other_statements(authority, &other_facts, &other_checks),
     };
+    Ok((subject, audience, grant, expires))
+}
 
-    let mut expires = issued_expiry;
-    let mut attenuations = Vec::new();
-    for i in 1..token.block_count() {
-        let b = block(token, i)?;
-        let mut narrowing = Narrowing {
-            tools: None,
-            capabilities: None,
-            expires: None,
-            other: Vec::new(),
-        };
-        let mut other_checks = Vec::new();
-        for c in &b.checks {
-            let set = set_in(c);
-            if let Some(keep) = set.as_ref().filter(|s| *c == datalog::tool_narrowing(s)) {
-                tools = if tools.contains(ALL_TOOLS) {
-                    keep.clone()
-                } else {
-                    tools.intersection(keep).cloned().collect()
-                };
-                narrowing.tools = Some(sorted(keep));
-                continue;
+/// What an attenuation block narrows, with its expiry as a time.
+fn narrowing(b: &BlockBuilder) -> (Narrowing, Option<SystemTime>) {
+    let (mut tools, mut capabilities, mut expires) = (None, None, None::<SystemTime>);
+    fn intersect<T: Ord>(so_far: Option<BTreeSet<T>>, keep: BTreeSet<T>) -> BTreeSet<T> {
+        match so_far {
+            Some(mut s) => {
+                s.retain(|x| keep.contains(x));
+                s
             }
-            if let Some(words) = set
-                .filter(|s| *c == datalog::capability_narrowing_words(s.iter().map(String::as_str)))
-            {
-                // Unknown words (in a hand-written set) grant nothing here,
-                // so the set this host acts on is the known part.
-                let keep: BTreeSet<Capability> =
-                    words.iter().filter_map(|w| w.parse().ok()).collect();
-                capabilities = capabilities.intersection(&keep).copied().collect();
-                narrowing.capabilities = Some(sorted(&keep));
-                continue;
-            }
-            if let Some(at) = date_in(c).filter(|at| *c == datalog::expiry_check(*at)) {
-                expires = expires.min(at);
-                narrowing.expires = Some(at.into());
-                continue;
-            }
+            None => keep,
+        }
+    }
+    let mut other_checks = Vec::new();
+    for c in &b.checks {
+        let set = set_in(c);
+        // Two narrowings in one (hand-written) block both apply.
+        if let Some(keep) = set.as_ref().filter(|s| *c == datalog::tool_narrowing(s)) {
+            tools = Some(intersect(tools, keep.clone()));
+        } else if let Some(words) =
+            set.filter(|s| *c == datalog::capability_narrowing_words(s.iter().map(String::as_str)))
+        {
+            // Unknown words (in a hand-written set) grant nothing here, so
+            // the set this host acts on is the known part.
+            let keep: BTreeSet<Capability> = words.iter().filter_map(|w| w.parse().ok()).collect();
+            capabilities = Some(intersect(capabilities, keep));
+        } else if let Some(at) = date_in(c).filter(|at| *c == datalog::expiry_check(*at)) {
+            expires = Some(expires.map_or(at, |e| e.min(at)));
+        } else {
             other_checks.push(c);
         }
-        let mut other_facts = Vec::new();
-        for f in &b.facts {
-            match (f.predicate.name.as_str(), one_date(f)) {
-                // The fact beside an expiry check; an `expires` without a
-                // check still shortens what a verifier caches.
-                ("expires", Some(at)) => expires = expires.min(at),
-                _ => other_facts.push(f),
-            }
-        }
-        narrowing.other = other_statements(&b, &other_facts, &other_checks);
-        attenuations.push(narrowing);
     }
+    let mut other_facts = Vec::new();
+    for f in &b.facts {
+        match (f.predicate.name.as_str(), one_date(f)) {
+            // The fact beside an expiry check; a verifier also takes the
+            // earliest `expires` of any block as the end of what it caches.
+            ("expires", Some(at)) => expires = Some(expires.map_or(at, |e| e.min(at))),
+            _ => other_facts.push(f),
+        }
+    }
+    let n = Narrowing {
+        tools: tools.as_ref().map(sorted),
+        capabilities: capabilities.as_ref().map(sorted),
+        expires: expires.map(Expiry::from),
+        other: other_statements(b, &other_facts, &other_checks),
+    };
+    (n, expires)
+}
 
+/// Reads the authority block and each attenuation block.
+pub(crate) fn summarize(token: &UnverifiedBiscuit) -> Result<Summary, AuthError> {
+    let (subject, audience, issued, mut expires) = issued(&block(token, 0)?)?;
+    let mut tools: BTreeSet<String> = issued.tools.iter().cloned().collect();
+    let mut capabilities: BTreeSet<Capability> = issued.capabilities.iter().copied().collect();
+    let mut attenuations = Vec::new();
+    for i in 1..token.block_count() {
+        let (n, ends) = narrowing(&block(token, i)?);
+        if let Some(keep) = &n.tools {
+            let keep: BTreeSet<String> = keep.iter().cloned().collect();
+            tools = if tools.contains(ALL_TOOLS) {
+                keep
+            } else {
+                tools.intersection(&keep).cloned().collect()
+            };
+        }
+        if let Some(keep) = &n.capabilities {
+            capabilities.retain(|c| keep.contains(c));
+        }
+        expires = ends.map_or(expires, |e| expires.min(e));
+        attenuations.push(n);
+    }
     let ids = token.revocation_identifiers();
     let info = TokenInfo {
         verified: false,

@@ -644,12 +644,20 @@ fn inspect_shows_the_fields_without_keys() {
     assert_eq!(json["verified"], false);
     assert_eq!(json["capabilities"][0], "filesystem-read");
     assert!(json["expires"]["rfc3339"].as_str().unwrap().ends_with('Z'));
-    // A hand-written statement is shown as such.
-    let t2 = append(&t1, r#"check if false;"#);
-    assert_eq!(
-        inspect(&t2).unwrap().attenuations[1].other,
-        ["check if false;"]
+    // A hand-written statement is shown as such; two narrowings in one
+    // block both count.
+    let t2 = append(
+        &t1,
+        r#"check if false; reject if req_tool($t), !{"fs-read", "sh"}.contains($t);
+           reject if req_tool($t), !{"sh"}.contains($t);"#,
     );
+    let info = inspect(&t2).unwrap();
+    assert_eq!(info.attenuations[1].other, ["check if false;"]);
+    assert_eq!(
+        info.attenuations[1].tools.as_deref(),
+        Some(&["sh".to_string()][..])
+    );
+    assert!(info.tools.is_empty(), "{:?}", info.tools);
 }
 
 #[test]
