@@ -15,8 +15,9 @@
 //! are not `N.public` or `N.private` are ignored, symlinks are followed).
 //!
 //! Threat model: a private key that other users can read is refused, as ssh
-//! does, because its leak lets anyone mint tokens; a public key that every
-//! user can write is refused too, because replacing it has the same effect.
+//! does, because its leak lets anyone mint tokens; a public key, or a key
+//! directory without the sticky bit, that every user can write is refused
+//! too, because replacing a key has the same effect.
 
 use crate::error::AuthError;
 use biscuit_auth::{KeyPair, PrivateKey, PublicKey};
@@ -137,6 +138,20 @@ fn key_files(dir: &Path) -> Result<BTreeMap<u32, KeyFiles>, AuthError> {
     Ok(ids)
 }
 
+/// Refuses a directory that every user can write and that lacks the sticky
+/// bit: anyone could replace its key files with their own. (A Kubernetes
+/// Secret volume is mounted read-only, with the sticky bit.)
+fn check_dir(dir: &Path) -> Result<(), AuthError> {
+    let meta = fs::metadata(dir).map_err(|e| AuthError::io("read", dir, e))?;
+    if meta.mode() & 0o002 != 0 && meta.mode() & 0o1000 == 0 {
+        return Err(AuthError::KeyFile {
+            path: dir.to_path_buf(),
+            reason: "every user can write this directory, so anyone could put their own key in it: run `chmod o-w` on it",
+        });
+    }
+    Ok(())
+}
+
 /// Reads a small key file, refusing anything too long to be one.
 fn read_key_file(path: &Path) -> Result<Zeroizing<String>, AuthError> {
     let mut text = Zeroizing::new(String::new());
@@ -194,6 +209,7 @@ fn read_private(path: &Path) -> Result<PrivateKey, AuthError> {
 /// its id, for signing. Its public key must be beside it and match, since a
 /// token signed with a key no verifier has is useless.
 pub(crate) fn signer(dir: &Path) -> Result<(u32, KeyPair), AuthError> {
+    check_dir(dir)?;
     let (id, files) = key_files(dir)?
         .into_iter()
         .rev()
@@ -229,6 +245,7 @@ pub(crate) struct KeyRing {
 impl KeyRing {
     /// Every `N.public` in `dir`. Private keys are neither needed nor read.
     pub(crate) fn load(dir: &Path) -> Result<KeyRing, AuthError> {
+        check_dir(dir)?;
         let mut keys = BTreeMap::new();
         for (id, files) in key_files(dir)? {
             if files.public {
@@ -357,6 +374,19 @@ mod tests {
         let e = KeyRing::load(tmp.path()).unwrap_err();
         assert!(matches!(e, AuthError::KeyFile { .. }), "{e}");
         assert!(e.to_string().contains("chmod o-w"), "{e}");
+    }
+
+    #[test]
+    fn a_directory_anyone_can_write_is_refused_unless_sticky() {
+        let tmp = tempfile::tempdir().unwrap();
+        keygen(tmp.path()).unwrap();
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        let e = KeyRing::load(tmp.path()).unwrap_err();
+        assert!(e.to_string().contains("this directory"), "{e}");
+        assert!(signer(tmp.path()).is_err());
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o1777)).unwrap();
+        assert!(KeyRing::load(tmp.path()).is_ok());
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o700)).unwrap();
     }
 
     #[test]

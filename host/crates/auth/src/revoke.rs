@@ -5,6 +5,8 @@
 //! its signature, 64 bytes for Ed25519); blank lines and lines starting
 //! with `#` are ignored. `revoke` writes a `#` line before each id saying
 //! which token it was and when it expires (after which the line can go).
+//! A verifier refuses a file that every user can write: whoever can write
+//! it can take a token off the list.
 //!
 //! Which id: a token's ids are its parent's ids plus one for its own last
 //! block, so listing the *last* id revokes the token and everything
@@ -18,7 +20,7 @@ use crate::token::parse_unverified;
 use std::collections::HashSet;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -84,6 +86,16 @@ impl Revocations {
     /// Reads `path`, which must exist: a verifier told to honour a
     /// revocation file that is not there fails closed.
     pub(crate) fn load(path: &Path) -> Result<Revocations, AuthError> {
+        // Whoever can write the list can take a token off it.
+        if let Ok(meta) = fs::metadata(path)
+            && meta.mode() & 0o002 != 0
+        {
+            return Err(AuthError::RevocationFile {
+                path: path.to_path_buf(),
+                line: None,
+                reason: "every user can write it, so anyone could un-revoke a token: run `chmod o-w` on it",
+            });
+        }
         let text = fs::read_to_string(path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => AuthError::RevocationFile {
                 path: path.to_path_buf(),
@@ -171,5 +183,16 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let e = Revocations::load(&tmp.path().join("revoked")).unwrap_err();
         assert!(e.to_string().contains("touch"), "{e}");
+    }
+
+    #[test]
+    fn a_revocation_file_anyone_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("revoked");
+        fs::write(&path, "").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
+        let e = Revocations::load(&path).unwrap_err();
+        assert!(e.to_string().contains("un-revoke"), "{e}");
     }
 }
