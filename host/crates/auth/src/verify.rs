@@ -19,8 +19,8 @@ use crate::inspect::token_id;
 use crate::keys::{FileStamp, KeyRing, ring_stamp};
 use crate::revoke::{self, Revocations};
 use crate::scope::Scope;
-use crate::token::{self, MAX_BLOCKS, MAX_TOKEN_BYTES, check_name};
-use biscuit_auth::{AuthorizerBuilder, UnverifiedBiscuit};
+use crate::token::{self, MAX_TOKEN_BYTES, check_name};
+use biscuit_auth::AuthorizerBuilder;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -231,16 +231,7 @@ impl Verifier {
     }
 
     fn verify_uncached(&self, text: &str, state: &State) -> Result<Scope, AuthError> {
-        let bytes = token::decode(text)?;
-        let unverified = UnverifiedBiscuit::from(&bytes).map_err(|_| AuthError::Malformed {
-            reason: "it is not a biscuit token",
-        })?;
-        if unverified.block_count() > MAX_BLOCKS {
-            return Err(AuthError::TooManyBlocks {
-                count: unverified.block_count(),
-                max: MAX_BLOCKS,
-            });
-        }
+        let unverified = token::parse_unverified(text)?;
         let key_id = unverified.root_key_id().ok_or(AuthError::Malformed {
             reason: "it names no signing key",
         })?;
