@@ -5,8 +5,8 @@
 //! A first verify checks, in order: size and block count (before parsing),
 //! a key id in the ring, every signature, no revoked id, the expiry, the
 //! audience; then it asks the Datalog which capabilities remain. The
-//! result is cached under the BLAKE3 hash of the token text (the text
-//! itself is not kept). A cached entry is used only while the key ring and
+//! result is cached under the BLAKE3 hash of the token text (the text is
+//! not kept; the parsed token is, inside the scope, for tool decisions). A cached entry is used only while the key ring and
 //! revocations are those it was verified against (any change clears the
 //! cache), the token has not expired (checked on every hit), and it is
 //! younger than [`REVERIFY_AFTER`]: a hand-written block can hold time
