@@ -39,6 +39,29 @@ async fn unreachable_at_open_names_the_url_without_its_password_quickly() {
     assert!(!format!("{e:?}").contains("s3cret"), "{e:?}");
 }
 
+/// A host that accepts the connection and then says nothing (a hung server,
+/// a proxy with nothing behind it): Unreachable after the connect timeout,
+/// not after the kernel's TCP timeout.
+#[tokio::test]
+async fn a_silent_server_is_unreachable_after_the_connect_timeout() {
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let options = OpenOptions {
+        connect_timeout: Duration::from_millis(500),
+        ..OpenOptions::default()
+    };
+    let started = Instant::now();
+    let e = toka_store::open_with(&format!("postgres://toka@127.0.0.1:{port}/db"), options)
+        .await
+        .err()
+        .expect("nothing answers");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    assert!(matches!(e, StoreError::Unreachable { .. }), "{e}");
+    assert!(e.to_string().contains("no answer within"), "{e}");
+    drop(silent);
+}
+
 #[tokio::test]
 async fn a_missing_database_is_unreachable_with_the_fix() {
     let url = shared_pg().url_for("no_such_db");
