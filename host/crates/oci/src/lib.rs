@@ -1,0 +1,22 @@
+//! Toka tools in OCI registries: [`push`] a component and its manifest YAML
+//! as one artifact, [`pull`] it into a local [`ContentStore`] with every byte
+//! checked against a digest, and sign and verify it with cosign-compatible
+//! keys ([`SigningKey`], [`VerifyingKey`], [`signing_keygen`]).
+//!
+//! The flow is one way: a [`Reference`] is parsed at the edge; a pull
+//! resolves it to a manifest digest, checks the signature (when keys are
+//! given) before downloading code, and returns a [`Pulled`] whose files are in
+//! the store. Validating the manifest YAML is the caller's job, with Toka's
+//! manifest loader; this crate only guarantees it is the YAML that was pushed
+//! (and signed) with the code.
+//!
+//! Registry access ([`RegistryConfig`]) is HTTPS except to loopback or
+//! explicitly insecure registries; credentials come from the environment or
+//! docker's `config.json`, and never appear in logs or errors.
+
+pub mod artifact;
+mod error;
+mod reference;
+
+pub use error::{Cause, OciError};
+pub use reference::{DEFAULT_TAG, Reference, ReferenceError, SCHEME};
