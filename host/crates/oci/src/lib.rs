@@ -16,7 +16,9 @@
 
 pub mod artifact;
 mod error;
+mod keys;
 mod reference;
 
 pub use error::{Cause, OciError};
+pub use keys::{GeneratedKeys, SigningKey, VerifyingKey, signing_keygen};
 pub use reference::{DEFAULT_TAG, Reference, ReferenceError, SCHEME};
