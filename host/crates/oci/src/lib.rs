@@ -18,7 +18,9 @@ pub mod artifact;
 mod error;
 mod keys;
 mod reference;
+mod registry;
 
 pub use error::{Cause, OciError};
 pub use keys::{GeneratedKeys, SigningKey, VerifyingKey, signing_keygen};
 pub use reference::{DEFAULT_TAG, Reference, ReferenceError, SCHEME};
+pub use registry::{Credentials, PASSWORD_ENV, RegistryConfig, USER_ENV};
