@@ -19,8 +19,10 @@ mod error;
 mod keys;
 mod reference;
 mod registry;
+mod store;
 
 pub use error::{Cause, OciError};
 pub use keys::{GeneratedKeys, SigningKey, VerifyingKey, signing_keygen};
 pub use reference::{DEFAULT_TAG, Reference, ReferenceError, SCHEME};
 pub use registry::{Credentials, PASSWORD_ENV, RegistryConfig, USER_ENV};
+pub use store::ContentStore;
