@@ -17,12 +17,31 @@
 pub mod artifact;
 mod error;
 mod keys;
+mod pull;
+mod push;
 mod reference;
 mod registry;
+pub mod signature;
 mod store;
 
 pub use error::{Cause, OciError};
 pub use keys::{GeneratedKeys, SigningKey, VerifyingKey, signing_keygen};
+pub use pull::{Layer, Progress, Pulled, pull};
+pub use push::push;
 pub use reference::{DEFAULT_TAG, Reference, ReferenceError, SCHEME};
 pub use registry::{Credentials, PASSWORD_ENV, RegistryConfig, USER_ENV};
 pub use store::ContentStore;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The CLI and the server may run a push or a pull on any runtime
+    /// thread.
+    #[allow(dead_code)]
+    fn futures_are_send(r: &Reference, s: &ContentStore, c: &RegistryConfig) {
+        fn send<T: Send>(_: T) {}
+        send(pull(r, s, c, &[], &|_| {}));
+        send(push(r, b"", std::path::Path::new(""), None, c));
+    }
+}
