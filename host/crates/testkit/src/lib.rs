@@ -2,5 +2,7 @@
 //! servers on loopback that stand in for the outside world.
 
 pub mod fake_llm;
+pub mod registry;
 
 pub use fake_llm::{FakeLlm, Mode};
+pub use registry::Registry;
