@@ -3,6 +3,8 @@
 
 pub mod fake_llm;
 pub mod postgres;
+pub mod registry;
 
 pub use fake_llm::{FakeLlm, Mode};
 pub use postgres::PgServer;
+pub use registry::Registry;
