@@ -2,7 +2,12 @@
 # runs `toka-host serve` as an unprivileged user.
 #
 #   docker build -t toka-host:0.1.0 .
-#   docker run -p 8080:8080 toka-host:0.1.0
+#   toka-host token keygen --keys ./keys          # on the operator's machine
+#   docker run -p 8080:8080 -v "$PWD/keys:/etc/toka/keys:ro" toka-host:0.1.0
+#
+# The server listens on all interfaces, so it requires tokens: the public
+# keys are mounted at /etc/toka/keys (only the *.public files are needed),
+# and clients send `Authorization: Bearer $(toka-host token issue ...)`.
 #
 # Wasm tools run fully sandboxed as any user. Shell/Python tools need what
 # the subprocess shim needs (Landlock, a pids cgroup, a network namespace:
@@ -34,4 +39,4 @@ EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s \
   CMD curl -fsS http://127.0.0.1:8080/health || exit 1
 ENTRYPOINT ["toka-host"]
-CMD ["serve", "--addr", "0.0.0.0:8080", "--allow-remote", "--audit-log", "/var/lib/toka/audit.jsonl"]
+CMD ["serve", "--addr", "0.0.0.0:8080", "--auth-keys", "/etc/toka/keys", "--audit-log", "/var/lib/toka/audit.jsonl"]

@@ -7,6 +7,7 @@ pub mod orchestrate;
 pub mod progress;
 pub mod run;
 pub mod serve;
+pub mod token;
 pub mod tools;
 
 pub use run::RunArgs;
@@ -89,6 +90,11 @@ pub enum Command {
     /// operator (no token). Logs go to stderr.
     #[command(after_help = mcp::AFTER_HELP)]
     Mcp(Box<mcp::McpArgs>),
+
+    /// Capability tokens for `serve --auth-keys`: keygen, issue, attenuate,
+    /// inspect, revoke.
+    #[command(subcommand, after_help = token::AFTER_HELP)]
+    Token(token::TokenCommand),
 }
 
 fn run_after_help() -> String {

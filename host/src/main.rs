@@ -52,6 +52,7 @@ fn main() -> ExitCode {
             Command::Orchestrate(args) => cli::orchestrate::run(*args).await,
             Command::Exec(args) => cli::exec::run(*args).await,
             Command::Mcp(args) => cli::mcp::run(*args).await,
+            Command::Token(cmd) => cli::token::run(cmd),
         }
     });
     // A guest may leave a read of the host's stdin pending on a blocking

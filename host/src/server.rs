@@ -11,6 +11,7 @@
 mod agents;
 mod auth;
 mod error;
+mod limit;
 mod listen;
 mod metrics;
 mod router;
@@ -18,6 +19,7 @@ mod status;
 mod tools;
 
 pub(crate) use auth::Authenticated;
+pub use limit::Rate;
 pub use listen::default_max_connections;
 
 use serde_json::{Value, json};
@@ -35,13 +37,28 @@ use toka_runtime::llm::{LlmClient, LlmConfig, LlmConfigError};
 use toka_runtime::shim::ShimOptions;
 use toka_spec::policy::Grants;
 
+/// How callers prove who they are.
+#[derive(Debug, Clone)]
+pub struct AuthOptions {
+    /// The key directory (public keys; `toka-host token keygen`).
+    pub keys: PathBuf,
+    /// The revocation file, if any (`toka-host token revoke`).
+    pub revocations: Option<PathBuf>,
+    /// The audience tokens must name.
+    pub audience: String,
+    /// Requests per token.
+    pub rate: Option<Rate>,
+}
+
 /// How to serve.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// Where to listen.
     pub addr: SocketAddr,
-    /// Allow a non-loopback address.
-    pub allow_remote: bool,
+    /// Tokens: required on every endpoint but the health checks.
+    pub auth: Option<AuthOptions>,
+    /// Serve a non-loopback address without tokens anyway.
+    pub insecure_no_auth: bool,
     /// The manifests directory.
     pub manifests: PathBuf,
     /// What the operator grants every tool.
@@ -70,11 +87,14 @@ pub struct ServeOptions {
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    /// A non-loopback address without `--allow-remote`.
+    /// A non-loopback address without tokens.
     #[error(
-        "refusing to listen on {0}: it is not a loopback address; tools would be reachable from other machines. Pass --allow-remote if that is what you want"
+        "refusing to listen on {0} without tokens: anyone who can reach it could call every granted tool. Create keys with `toka-host token keygen --keys DIR`, start with `--auth-keys DIR`, and give clients tokens from `toka-host token issue --keys DIR --tool NAME`; or pass --insecure-no-auth if the network in front of it does the checking"
     )]
-    Remote(SocketAddr),
+    Open(SocketAddr),
+    /// The key directory or revocation file cannot be used.
+    #[error("--auth-keys: {0}")]
+    Auth(#[from] toka_auth::AuthError),
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -115,6 +135,8 @@ pub(crate) struct App {
     pub(crate) hosts: Vec<String>,
     pub(crate) events: tokio::sync::broadcast::Sender<Value>,
     pub(crate) metrics: metrics::Metrics,
+    /// The token check, when `--auth-keys` is given.
+    pub(crate) auth: Option<auth::Auth>,
     /// Set when the server stops: event streams end.
     pub(crate) stopping: tokio::sync::watch::Sender<bool>,
     /// MCP clients of `/mcp`, told about hot swaps.
@@ -129,8 +151,22 @@ pub(crate) struct App {
 ///
 /// [`ServeError`] when the server cannot start.
 pub async fn serve(engine: TokaEngine, options: ServeOptions) -> Result<(), ServeError> {
-    if !options.addr.ip().is_loopback() && !options.allow_remote {
-        return Err(ServeError::Remote(options.addr));
+    let remote = !options.addr.ip().is_loopback();
+    if remote && options.auth.is_none() && !options.insecure_no_auth {
+        return Err(ServeError::Open(options.addr));
+    }
+    let auth = match &options.auth {
+        None => None,
+        Some(a) => Some(auth::Auth {
+            verifier: toka_auth::Verifier::new(&a.keys, a.revocations.as_deref(), &a.audience)?,
+            limiter: a.rate.map(limit::RateLimiter::new),
+        }),
+    };
+    if remote && auth.is_none() {
+        eprintln!(
+            "toka-host: WARNING: serving {} WITHOUT TOKENS (--insecure-no-auth): anyone who reaches this address can call every granted tool",
+            options.addr
+        );
     }
     // A directory that cannot be read at start is a mistake in the flags,
     // not an empty catalog.
@@ -177,7 +213,7 @@ pub async fn serve(engine: TokaEngine, options: ServeOptions) -> Result<(), Serv
     ));
     let agents = Arc::new(AgentHost::new(runtime.clone(), event_tx.clone()));
     let port = addr.port();
-    let hosts = if options.allow_remote {
+    let hosts = if remote {
         Vec::new()
     } else {
         vec![
@@ -199,6 +235,7 @@ pub async fn serve(engine: TokaEngine, options: ServeOptions) -> Result<(), Serv
         hosts,
         events: event_tx,
         metrics: metrics::Metrics::default(),
+        auth,
         stopping: tokio::sync::watch::channel(false).0,
         mcp,
         stop: tokio_util::sync::CancellationToken::new(),
@@ -214,6 +251,25 @@ pub async fn serve(engine: TokaEngine, options: ServeOptions) -> Result<(), Serv
             }
         })
     };
+    let keys = app.auth.is_some().then(|| {
+        let app = app.clone();
+        tokio::spawn(async move {
+            // Keys added or removed and revocations appended take effect
+            // within a second or two, without a restart.
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if let Some(auth) = &app.auth {
+                    match auth.verifier.refresh() {
+                        Ok(true) => eprintln!("toka-host: keys or revocations changed; reloaded"),
+                        Ok(false) => {}
+                        Err(e) => eprintln!(
+                            "toka-host: {e}; the previous keys and revocations stay in force"
+                        ),
+                    }
+                }
+            }
+        })
+    });
     let router = router::router(app.clone());
     eprintln!(
         "toka-host serving {} tools on http://{addr}",
@@ -232,6 +288,9 @@ pub async fn serve(engine: TokaEngine, options: ServeOptions) -> Result<(), Serv
     })
     .await;
     watcher.abort();
+    if let Some(k) = keys {
+        k.abort();
+    }
     eprintln!("toka-host: stopped after draining calls in flight");
     Ok(())
 }

@@ -50,7 +50,8 @@ fn kubernetes_manifests_agree_with_the_binary() {
     let port_name = container["ports"][0]["name"].as_str().expect("port name");
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/health");
     assert_eq!(container["livenessProbe"]["httpGet"]["port"], port_name);
-    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/status");
+    // /status needs an operator's token; readiness is public.
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/ready");
     assert_eq!(container["readinessProbe"]["httpGet"]["port"], port_name);
     assert_eq!(
         deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"],
@@ -68,6 +69,43 @@ fn kubernetes_manifests_agree_with_the_binary() {
             .iter()
             .any(|m| m["mountPath"].as_str() == Some(manifests_dir))
     );
+
+    // A non-loopback server runs with tokens: the keys come from a Secret,
+    // the revocation list from a ConfigMap, both mounted where the flags say.
+    let flag_value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .map(|i| args[i + 1].clone())
+            .unwrap_or_else(|| panic!("{flag} missing from the Deployment's args"))
+    };
+    let keys = flag_value("--auth-keys");
+    let revocations = flag_value("--revocations");
+    let volumes = deployment["spec"]["template"]["spec"]["volumes"]
+        .as_sequence()
+        .expect("volumes");
+    let mount_of = |path: &str| {
+        mounts
+            .iter()
+            .find(|m| path.starts_with(m["mountPath"].as_str().unwrap_or("-")))
+            .and_then(|m| m["name"].as_str())
+            .and_then(|name| volumes.iter().find(|v| v["name"].as_str() == Some(name)))
+            .unwrap_or_else(|| panic!("nothing is mounted at {path}"))
+    };
+    assert_eq!(
+        mount_of(&keys)["secret"]["secretName"].as_str(),
+        Some("toka-auth-keys")
+    );
+    let revocation_map = mount_of(&revocations)["configMap"]["name"]
+        .as_str()
+        .expect("the revocations come from a ConfigMap")
+        .to_string();
+    let auth = &docs("deploy/auth.yaml")[0];
+    assert_eq!(
+        auth["metadata"]["name"].as_str(),
+        Some(revocation_map.as_str())
+    );
+    let file = revocations.rsplit('/').next().expect("file name");
+    assert!(auth["data"][file].is_string(), "the ConfigMap holds {file}");
 
     let service = &docs("deploy/service.yaml")[0];
     assert_eq!(service["spec"]["ports"][0]["targetPort"], port_name);

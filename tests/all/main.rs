@@ -15,5 +15,6 @@ mod network;
 mod registry;
 mod serve;
 mod shim;
+mod tokens;
 mod tools;
 mod workflows;

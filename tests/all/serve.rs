@@ -21,18 +21,50 @@ impl Server {
 
     /// Starts `serve` on a free loopback port with `env` added.
     pub(crate) fn start_with_env(manifests: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::spawn(manifests, extra, env, None)
+    }
+
+    /// Starts `serve` allowed at most `nofile` open file descriptors
+    /// (`ulimit -n`).
+    pub(crate) fn start_limited(manifests: &Path, extra: &[&str], nofile: u64) -> Server {
+        Server::spawn(manifests, extra, &[], Some(nofile))
+    }
+
+    fn spawn(
+        manifests: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        nofile: Option<u64>,
+    ) -> Server {
         crate::harness::warm_shared_cache();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_toka-host"))
-            .args(["serve", "--addr", "127.0.0.1:0", "--manifests"])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_toka-host"));
+        cmd.args(["serve", "--addr", "127.0.0.1:0", "--manifests"])
             .arg(manifests)
             .args(extra)
             .current_dir(repo())
             .envs(env.iter().copied())
             .env("TOKA_CACHE_DIR", shared_cache())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn serve");
+            .stderr(Stdio::piped());
+        if let Some(n) = nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs in
+            // the child before exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let limit = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let mut child = cmd.spawn().expect("spawn serve");
         let stderr = child.stderr.take().expect("stderr");
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();

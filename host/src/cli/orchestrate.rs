@@ -119,6 +119,7 @@ fn read_file(path: &Path) -> Result<Vec<AgentRequest>, String> {
                 input: input.clone(),
                 limits,
                 caller: Caller::Operator,
+                scope: None,
             });
             if requests.len() > MAX_AGENTS {
                 return Err(format!("{}: more than {MAX_AGENTS} agents", path.display()));

@@ -344,6 +344,7 @@ async fn run_workflow(
             input,
             limits: Default::default(),
             caller: Caller::Operator,
+            scope: None,
         },
     )?;
     let mut progress = super::progress::Progress::new(args.json, name.len());

@@ -13,14 +13,64 @@ use toka_spec::units::{ByteSize, HumanDuration};
 /// `toka-host serve` flags.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on. Non-loopback addresses need --allow-remote.
+    /// Address to listen on. A non-loopback address needs --auth-keys (or
+    /// --insecure-no-auth).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
 
-    /// Allow listening on a non-loopback address (and accept any Host
-    /// header).
-    #[arg(long = "allow-remote")]
-    pub allow_remote: bool,
+    /// Require a capability token on every endpoint but /health and
+    /// /ready: public keys in DIR (`toka-host token keygen`); keys added or
+    /// removed take effect within seconds.
+    #[arg(long = "auth-keys", value_name = "DIR", help_heading = "Tokens")]
+    pub auth_keys: Option<PathBuf>,
+
+    /// Refuse tokens whose revocation ids FILE lists (`toka-host token
+    /// revoke`); re-read when it changes.
+    #[arg(
+        long = "revocations",
+        value_name = "FILE",
+        requires = "auth_keys",
+        help_heading = "Tokens"
+    )]
+    pub revocations: Option<PathBuf>,
+
+    /// The audience tokens must name.
+    #[arg(
+        long = "auth-audience",
+        value_name = "NAME",
+        default_value = toka_auth::DEFAULT_AUDIENCE,
+        help_heading = "Tokens"
+    )]
+    pub auth_audience: String,
+
+    /// Requests each token may make: N/s or N/m (429 with Retry-After
+    /// beyond it; other tokens are not slowed).
+    #[arg(
+        long = "rate-limit",
+        value_name = "N/s",
+        requires = "auth_keys",
+        help_heading = "Tokens"
+    )]
+    pub rate_limit: Option<server::Rate>,
+
+    /// How many requests a token may make at once before the rate applies
+    /// [default: one second's worth].
+    #[arg(
+        long = "rate-burst",
+        value_name = "N",
+        requires = "rate_limit",
+        help_heading = "Tokens"
+    )]
+    pub rate_burst: Option<u32>,
+
+    /// Serve a non-loopback address without tokens (only behind something
+    /// that authenticates; says so loudly).
+    #[arg(
+        long = "insecure-no-auth",
+        conflicts_with = "auth_keys",
+        help_heading = "Tokens"
+    )]
+    pub insecure_no_auth: bool,
 
     #[command(flatten)]
     #[allow(missing_docs)]
@@ -105,7 +155,18 @@ pub async fn run(args: ServeArgs) -> u8 {
     let options = ServeOptions {
         llm,
         addr: args.addr,
-        allow_remote: args.allow_remote,
+        auth: args.auth_keys.clone().map(|keys| server::AuthOptions {
+            keys,
+            revocations: args.revocations.clone(),
+            audience: args.auth_audience.clone(),
+            rate: args.rate_limit.map(|mut r| {
+                if let Some(b) = args.rate_burst {
+                    r.burst = f64::from(b.max(1));
+                }
+                r
+            }),
+        }),
+        insecure_no_auth: args.insecure_no_auth,
         manifests: args.dir.manifests.clone(),
         grants: sandbox.grants.grants(&sandbox.limits),
         shim,

@@ -149,14 +149,6 @@ impl ServerHandler for McpHandler {
                 None,
             ));
         };
-        if scope.as_ref().is_some_and(|s| !s.allows_tool(&name)) {
-            // Not listed for this token: as unknown as a tool that is not
-            // there, so a token cannot probe for others' tools.
-            return Err(ErrorData::invalid_params(
-                format!("Unknown tool: {name}"),
-                None,
-            ));
-        }
         let input = Value::Object(request.arguments.unwrap_or_default());
         let (events, progress) = progress_events(&cx, &name);
         let mut ctx = CallCtx::new(caller, SandboxIo::captured(&name, 0, events));

@@ -3,6 +3,7 @@
 //! cancels one.
 
 use super::App;
+use super::Authenticated;
 use super::error::{error, retry_later, status_of, with_body};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path as UrlPath, State};
@@ -32,6 +33,7 @@ struct SpawnBody {
 pub(crate) async fn spawn_agent(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    who: Option<axum::Extension<Authenticated>>,
     body: Bytes,
 ) -> Response {
     let body: SpawnBody = match serde_json::from_slice(&body) {
@@ -63,6 +65,7 @@ pub(crate) async fn spawn_agent(
         input: body.input.unwrap_or_else(|| json!({})),
         limits: body.limits.into(),
         caller: Caller::Peer(peer.to_string()),
+        scope: who.map(|w| w.0.0),
     };
     match app.agents.spawn(request).await {
         Ok(agent) => (StatusCode::ACCEPTED, axum::Json(agent.status())).into_response(),
@@ -75,11 +78,27 @@ pub(crate) async fn list_agents(State(app): State<Arc<App>>) -> Response {
     axum::Json(agents).into_response()
 }
 
+/// May the caller see and cancel the run that `subject` started? The
+/// operator (a token for every tool, or no tokens at all) and the token's
+/// own subject may.
+fn may_see(who: Option<&Authenticated>, subject: Option<&str>) -> bool {
+    match who {
+        None => true,
+        Some(a) => a.0.allows_all_tools() || Some(a.0.subject()) == subject,
+    }
+}
+
 pub(crate) async fn get_agent(
     State(app): State<Arc<App>>,
+    who: Option<axum::Extension<Authenticated>>,
     UrlPath(id): UrlPath<String>,
 ) -> Response {
-    match app.agents.get(&id) {
+    let who = who.map(|w| w.0);
+    match app
+        .agents
+        .get(&id)
+        .filter(|a| may_see(who.as_ref(), a.status().subject.as_deref()))
+    {
         Some(a) => axum::Json(a.status()).into_response(),
         None => error(
             ErrorKind::NotFound,
@@ -92,8 +111,17 @@ pub(crate) async fn get_agent(
 /// finished, 404 when unknown.
 pub(crate) async fn cancel_agent(
     State(app): State<Arc<App>>,
+    who: Option<axum::Extension<Authenticated>>,
     UrlPath(id): UrlPath<String>,
 ) -> Response {
+    let who = who.map(|w| w.0);
+    let visible = app
+        .agents
+        .get(&id)
+        .is_some_and(|a| may_see(who.as_ref(), a.status().subject.as_deref()));
+    if !visible {
+        return error(ErrorKind::NotFound, &format!("no agent `{id}`"));
+    }
     match app.agents.cancel(&id) {
         None => error(ErrorKind::NotFound, &format!("no agent `{id}`")),
         Some(cancelled) => {

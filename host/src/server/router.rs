@@ -6,7 +6,7 @@
 //! own 404 and 405, has the one JSON shape of [`super::error`].
 
 use super::error::error;
-use super::{App, agents, metrics, status, tools};
+use super::{App, agents, auth, metrics, status, tools};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, Method, header};
@@ -36,10 +36,22 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         )
         .route("/v1/events", get(status::events))
         .route("/metrics", get(metrics::metrics))
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(auth::resource_metadata),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/mcp",
+            get(auth::resource_metadata),
+        )
         .nest_service("/mcp", mcp_service(&app))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(app.options.max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            auth::authenticate,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             check_request,

@@ -4,6 +4,7 @@
 //! HTTP status.
 
 use super::App;
+use super::Authenticated;
 use super::error::{error, retry_later, status_of, with_body};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path as UrlPath, State};
@@ -18,12 +19,18 @@ use toka_runtime::call::{CallCtx, Caller};
 use toka_runtime::events;
 use toka_runtime::sandbox::SandboxIo;
 use toka_spec::outcome::{ErrorKind, Outcome};
+use toka_spec::policy::CallerScope;
 
-pub(crate) async fn list_tools(State(app): State<Arc<App>>) -> Response {
+/// Every tool the caller may call, with its input schema.
+pub(crate) async fn list_tools(
+    State(app): State<Arc<App>>,
+    who: Option<axum::Extension<Authenticated>>,
+) -> Response {
     let tools = app.catalog.snapshot();
     axum::Json(Value::Array(
         tools
             .values()
+            .filter(|t| who.as_ref().is_none_or(|w| w.0.0.allows_tool(&t.name)))
             .filter_map(|t| t.spec.as_ref())
             .map(|s| {
                 json!({
@@ -45,11 +52,13 @@ pub(crate) async fn invoke_tool(
     State(app): State<Arc<App>>,
     UrlPath(name): UrlPath<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    who: Option<axum::Extension<Authenticated>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let started = Instant::now();
-    let (response, outcome, limit) = invoke(&app, &name, peer, &headers, &body).await;
+    let scope = who.map(|w| w.0.0);
+    let (response, outcome, limit) = invoke(&app, &name, peer, scope, &headers, &body).await;
     app.metrics.record(
         &name,
         &outcome,
@@ -65,6 +74,7 @@ async fn invoke(
     app: &Arc<App>,
     name: &str,
     peer: SocketAddr,
+    scope: Option<Arc<dyn CallerScope>>,
     headers: &HeaderMap,
     body: &Bytes,
 ) -> (Response, String, Option<String>) {
@@ -124,6 +134,7 @@ async fn invoke(
         SandboxIo::captured(name, 0, events::discard()),
     );
     ctx.collect_logs = true;
+    ctx.scope = scope;
     let outcome = app.runtime.call(tool, input, ctx).await;
     let seconds = started.elapsed().as_secs_f64();
     app.in_flight.fetch_sub(1, Ordering::Relaxed);

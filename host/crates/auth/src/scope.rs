@@ -129,3 +129,27 @@ impl fmt::Debug for Scope {
             .finish_non_exhaustive()
     }
 }
+
+/// The call path sees a verified token through this trait: the tools it
+/// may call and the capabilities it may use.
+impl toka_spec::policy::CallerScope for Scope {
+    fn subject(&self) -> &str {
+        Scope::subject(self)
+    }
+
+    fn token_id(&self) -> &str {
+        Scope::token_id(self)
+    }
+
+    fn allows_tool(&self, name: &str) -> bool {
+        Scope::allows_tool(self, name)
+    }
+
+    fn allows_all_tools(&self) -> bool {
+        Scope::allows_all_tools(self)
+    }
+
+    fn capabilities(&self) -> &BTreeSet<Capability> {
+        Scope::capabilities(self)
+    }
+}

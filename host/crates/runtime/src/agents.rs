@@ -45,6 +45,8 @@ pub struct AgentStatus {
     pub name: String,
     /// The workflow it runs.
     pub workflow: String,
+    /// The subject of the token that started it, if one did.
+    pub subject: Option<String>,
     /// State.
     pub state: AgentState,
     /// Last reported progress, 0.0 ..= 1.0.
@@ -132,6 +134,8 @@ pub struct AgentRequest {
     pub limits: LimitSettings,
     /// Who starts it.
     pub caller: Caller,
+    /// What the caller may use, when it is not the operator (a token).
+    pub scope: Option<Arc<dyn toka_spec::policy::CallerScope>>,
 }
 
 /// Limits of one agent, as written in an agents file or a `POST /v1/agents`
@@ -317,6 +321,7 @@ impl AgentHost {
                 id: id.clone(),
                 name: label.clone(),
                 workflow: name.clone(),
+                subject: request.scope.as_ref().map(|s| s.subject().to_string()),
                 state: AgentState::Running,
                 progress: 0.0,
                 message: String::new(),
@@ -364,6 +369,7 @@ impl AgentHost {
         );
         ctx.limits = request.limits;
         ctx.run_id = Some(id.clone());
+        ctx.scope = request.scope.clone();
         let prepared = self
             .runtime
             .prepare(tool.clone(), request.input, ctx)

@@ -43,6 +43,8 @@ pub trait CallerScope: Send + Sync + std::fmt::Debug {
     fn token_id(&self) -> &str;
     /// May the caller call tool `name`?
     fn allows_tool(&self, name: &str) -> bool;
+    /// May the caller call every tool (an operator's token)?
+    fn allows_all_tools(&self) -> bool;
     /// The capabilities the caller may use.
     fn capabilities(&self) -> &BTreeSet<Capability>;
 }

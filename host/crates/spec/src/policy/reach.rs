@@ -49,12 +49,13 @@ pub fn check_reach(spec: &ToolSpec, grants: &Grants) -> Result<(), PolicyError> 
         } else {
             Capability::FilesystemRead
         };
-        dirs.extend(
-            sandbox
-                .writable_paths
-                .iter()
-                .map(|d| (d.host.as_path(), cap, "spec.security.sandbox.writable_paths")),
-        );
+        dirs.extend(sandbox.writable_paths.iter().map(|d| {
+            (
+                d.host.as_path(),
+                cap,
+                "spec.security.sandbox.writable_paths",
+            )
+        }));
     }
     for (path, cap, field) in dirs {
         let reach = grants.reach_of(cap);
