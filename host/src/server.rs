@@ -206,10 +206,11 @@ pub async fn serve(engine: TokaEngine, options: ServeOptions) -> Result<(), Serv
         audit,
     });
     let event_tx = tokio::sync::broadcast::channel(4096).0;
+    // With tokens, a tool list depends on the token: private to it.
     let mcp = Arc::new(crate::mcp::Hub::new(
         runtime.clone(),
         catalog.clone(),
-        false,
+        auth.is_some(),
     ));
     let agents = Arc::new(AgentHost::new(runtime.clone(), event_tx.clone()));
     let port = addr.port();

@@ -11,6 +11,7 @@ mod harness;
 mod languages;
 mod limits;
 mod manifest_ui;
+mod mcp;
 mod network;
 mod registry;
 mod serve;

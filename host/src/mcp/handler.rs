@@ -166,7 +166,7 @@ impl ServerHandler for McpHandler {
             // The call's event sink is gone with the call, so the forwarder
             // ends once it has sent what was queued: progress before the
             // response, never after it.
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), progress).await;
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), progress).await;
         }
         Ok(result_of(&outcome).into())
     }

@@ -1,0 +1,371 @@
+//! MCP with the MCP project's own clients: the Python SDK (`mcp` 2.x) and
+//! the TypeScript client (`@modelcontextprotocol/client` 2.x), installed by
+//! scripts/install-test-deps.sh, drive the real `toka-host mcp` (stdio) and
+//! `serve`'s `/mcp` (streamable HTTP), in both protocol eras: list tools
+//! with schemas, call one, a schema-violating input and an unknown tool, a
+//! limit, a workflow's progress, cancelling a spinning workflow, a manifest
+//! announced while connected, and the door (tokens, Origin).
+
+use crate::harness::{plugin, repo, shared_cache};
+use crate::serve::Server;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+const MODES: [&str; 2] = ["legacy", "2026-07-28"];
+
+#[derive(Clone, Copy)]
+enum Lang {
+    Python,
+    Node,
+}
+
+enum Target<'a> {
+    Stdio(&'a Path),
+    Http(&'a Server, Option<&'a str>),
+}
+
+fn toolchains() -> PathBuf {
+    repo().join(".toolchains")
+}
+
+/// A manifests directory with `hello`, `spinner` (a 300ms timeout) and `wf`
+/// (the scriptable workflow).
+fn manifests() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write =
+        |name: &str, text: String| std::fs::write(dir.path().join(name), text).expect("manifest");
+    write(
+        "hello.yaml",
+        format!(
+            "metadata: {{ name: hello, version: 1.0.0, description: greets }}\n\
+             spec:\n  executable: {{ type: component, path: {} }}\n\
+             \x20 parameters: {{ type: object, properties: {{ name: {{ type: string }} }}, required: [name] }}\n",
+            plugin("hello")
+        ),
+    );
+    write(
+        "spinner.yaml",
+        format!(
+            "metadata: {{ name: spinner, version: 1.0.0, description: spins }}\n\
+             spec:\n  executable: {{ type: component, path: {} }}\n\
+             \x20 security: {{ sandbox: {{ timeout: 300ms }} }}\n",
+            plugin("misbehave")
+        ),
+    );
+    write(
+        "wf.yaml",
+        format!(
+            "metadata: {{ name: wf, version: 1.0.0, description: a scripted workflow }}\n\
+             spec:\n  executable: {{ type: workflow, path: {} }}\n\
+             \x20 security: {{ sandbox: {{ timeout: 60s, fuel: 100000000000000 }} }}\n",
+            plugin("wf-script")
+        ),
+    );
+    dir
+}
+
+fn announced_manifest() -> String {
+    format!(
+        "metadata: {{ name: announced, version: 1.0.0, description: added while connected }}\n\
+         spec:\n  executable: {{ type: component, path: {} }}\n",
+        plugin("hello")
+    )
+}
+
+/// Runs one scenario with one client; returns what it printed.
+fn drive(lang: Lang, scenario: &str, mode: &str, target: &Target<'_>, dir: &Path) -> Value {
+    let mut cmd = match lang {
+        Lang::Python => {
+            let python = toolchains().join("mcp-python/bin/python");
+            assert!(
+                python.is_file(),
+                "{} is missing: run scripts/install-test-deps.sh mcp-python",
+                python.display()
+            );
+            let mut c = Command::new(python);
+            c.arg(repo().join("tests/mcp/client.py"));
+            c
+        }
+        Lang::Node => {
+            let js = toolchains().join("mcp-js");
+            assert!(
+                js.join("node_modules/@modelcontextprotocol/client")
+                    .is_dir(),
+                "{} is missing: run scripts/install-test-deps.sh mcp-js",
+                js.display()
+            );
+            let mut c = Command::new("node");
+            c.arg(repo().join("tests/mcp/client.mjs"))
+                .env("MCP_JS_DIR", js);
+            c
+        }
+    };
+    cmd.args([scenario, "--mode", mode])
+        .args(["--cache-dir", &shared_cache().display().to_string()])
+        .env("ANNOUNCE_DIR", dir)
+        .env("ANNOUNCE_MANIFEST", announced_manifest());
+    match target {
+        Target::Stdio(manifests) => {
+            cmd.arg("--stdio")
+                .arg(env!("CARGO_BIN_EXE_toka-host"))
+                .arg(manifests);
+        }
+        Target::Http(s, token) => {
+            cmd.args(["--url", &format!("{}/mcp", s.base())]);
+            if let Some(t) = token {
+                cmd.args(["--token", t]);
+            }
+        }
+    }
+    let out = cmd.output().expect("run the MCP client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or("");
+    serde_json::from_str(last).unwrap_or_else(|e| {
+        panic!(
+            "{scenario} ({mode}): the client printed no JSON ({e}):\nstdout:\n{stdout}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn check_basics(v: &Value, mode: &str) {
+    let protocol = if mode == "legacy" { "2025-11-25" } else { mode };
+    assert_eq!(v["protocol"], protocol, "{v}");
+    assert_eq!(
+        v["tools"],
+        serde_json::json!(["hello", "spinner", "wf"]),
+        "{v}"
+    );
+    assert_eq!(v["hello_schema"]["required"][0], "name", "{v}");
+    assert_eq!(v["ok"]["is_error"], false, "{v}");
+    assert_eq!(v["ok"]["structured"]["greeting"], "Hello, Ada!", "{v}");
+    assert_eq!(v["bad_input"]["is_error"], true, "{v}");
+    assert!(
+        v["bad_input"]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("`name`") && t.contains("string")),
+        "{v}"
+    );
+    assert_eq!(
+        v["unknown"]["code"], -32602,
+        "an unknown tool is a protocol error: {v}"
+    );
+    assert_eq!(v["limit"]["is_error"], true, "{v}");
+    assert!(
+        v["limit"]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("timeout of 300ms") && t.contains("raise it with")),
+        "the error names the limit and how to raise it: {v}"
+    );
+    assert_eq!(v["still_serving"]["greeting"], "Hello, again!", "{v}");
+}
+
+fn check_progress(v: &Value) {
+    let seen: Vec<f64> = v["progress"]
+        .as_array()
+        .expect("progress list")
+        .iter()
+        .filter_map(|p| p["progress"].as_f64())
+        .collect();
+    assert_eq!(seen, [25.0, 50.0, 75.0], "{v}");
+    assert_eq!(v["is_error"], false, "{v}");
+}
+
+fn check_cancel(v: &Value) {
+    assert_eq!(v["cancelled"], true, "{v}");
+    if let Some(during) = v["cpu_during"].as_f64() {
+        assert!(during > 0.3, "it spins before the cancel: {v}");
+    }
+    if let Some(after) = v["cpu_after_cancel"].as_f64() {
+        assert!(after < 0.2, "the sandbox stops with the cancel: {v}");
+    }
+    assert_eq!(v["still_serving"]["greeting"], "Hello, after!", "{v}");
+}
+
+fn check_announce(v: &Value, dir: &Path) {
+    assert_eq!(
+        v["events"].as_array().map(Vec::len),
+        Some(1),
+        "announced: {v}"
+    );
+    assert!(
+        v["after_s"].as_f64().is_some_and(|s| s < 5.0),
+        "within a second or so of the file landing: {v}"
+    );
+    assert!(
+        v["after"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|t| t == "announced")),
+        "{v}"
+    );
+    // Back to the three tools for the next run.
+    std::fs::remove_file(dir.join("announced.yaml")).expect("remove");
+    std::thread::sleep(Duration::from_millis(600));
+}
+
+/// CPU seconds `pid` used during `window`.
+fn cpu_seconds(pid: u32, window: Duration) -> f64 {
+    let ticks = || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or("", |(_, r)| r)
+            .split_whitespace()
+            .collect();
+        let n = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        n(11) + n(12)
+    };
+    let before = ticks();
+    std::thread::sleep(window);
+    (ticks() - before) / 100.0
+}
+
+fn over_stdio(lang: Lang) {
+    let dir = manifests();
+    for mode in MODES {
+        let target = Target::Stdio(dir.path());
+        check_basics(&drive(lang, "basics", mode, &target, dir.path()), mode);
+        check_progress(&drive(lang, "progress", mode, &target, dir.path()));
+        check_cancel(&drive(lang, "cancel", mode, &target, dir.path()));
+        check_announce(
+            &drive(lang, "announce", mode, &target, dir.path()),
+            dir.path(),
+        );
+    }
+}
+
+fn over_http(lang: Lang) {
+    let dir = manifests();
+    let s = Server::start_with_env(dir.path(), &["--reload-interval", "100ms"], &[]);
+    for mode in MODES {
+        let target = Target::Http(&s, None);
+        check_basics(&drive(lang, "basics", mode, &target, dir.path()), mode);
+        check_progress(&drive(lang, "progress", mode, &target, dir.path()));
+        check_cancel(&drive(lang, "cancel", mode, &target, dir.path()));
+        // The client is gone; so is the spinning sandbox.
+        let cpu = cpu_seconds(s.child.id(), Duration::from_secs(1));
+        assert!(
+            cpu < 0.2,
+            "{mode}: the server is idle after the cancel: {cpu}s"
+        );
+        check_announce(
+            &drive(lang, "announce", mode, &target, dir.path()),
+            dir.path(),
+        );
+    }
+}
+
+#[test]
+fn python_client_over_stdio() {
+    over_stdio(Lang::Python);
+}
+
+#[test]
+fn python_client_over_http() {
+    over_http(Lang::Python);
+}
+
+#[test]
+fn typescript_client_over_stdio() {
+    over_stdio(Lang::Node);
+}
+
+#[test]
+fn typescript_client_over_http() {
+    over_http(Lang::Node);
+}
+
+/// `/mcp` honours the tokens whenever `serve` runs with them: 401 with the
+/// metadata URL, a filtered and private tool list, the Origin check.
+#[test]
+fn mcp_over_http_takes_tokens() {
+    let dir = manifests();
+    let keys = dir.path().join("keys");
+    crate::harness::toka(["token", "keygen", "--keys", &keys.display().to_string()])
+        .run()
+        .assert_code(0);
+    let issue = |tools: &[&str]| {
+        let mut args = vec![
+            "token".to_string(),
+            "issue".into(),
+            "--keys".into(),
+            keys.display().to_string(),
+        ];
+        for t in tools {
+            args.extend(["--tool".to_string(), t.to_string()]);
+        }
+        let r = crate::harness::toka(args).run();
+        r.assert_code(0);
+        r.stdout.trim().to_string()
+    };
+    let all = issue(&["hello", "spinner", "wf"]);
+    let hello_only = issue(&["hello"]);
+    let keys_flag = keys.display().to_string();
+    let s = Server::start_with_env(dir.path(), &["--auth-keys", &keys_flag], &[]);
+    for lang in [Lang::Python, Lang::Node] {
+        let v = drive(
+            lang,
+            "refused",
+            "2026-07-28",
+            &Target::Http(&s, Some(&all)),
+            dir.path(),
+        );
+        assert_eq!(v["no_token"]["status"], 401, "{v}");
+        let challenge = v["no_token"]["www_authenticate"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            challenge.contains("resource_metadata=")
+                && challenge.contains("/.well-known/oauth-protected-resource/mcp"),
+            "{v}"
+        );
+        assert_eq!(v["foreign_origin"]["status"], 403, "{v}");
+        assert!(
+            v["sdk_without_token"]
+                .as_str()
+                .is_some_and(|e| e != "connected"),
+            "{v}"
+        );
+        for mode in MODES {
+            let v = drive(
+                lang,
+                "basics",
+                mode,
+                &Target::Http(&s, Some(&all)),
+                dir.path(),
+            );
+            check_basics(&v, mode);
+            if mode != "legacy" {
+                assert_eq!(
+                    v["cache_scope"], "private",
+                    "a list per token is private: {v}"
+                );
+            }
+        }
+    }
+    // The metadata the challenge points to is served without a token.
+    let (code, meta) = s.json("GET", "/.well-known/oauth-protected-resource/mcp", None);
+    assert_eq!(code, 200);
+    assert!(
+        meta["resource"]
+            .as_str()
+            .is_some_and(|r| r.ends_with("/mcp")),
+        "{meta}"
+    );
+    // A token for one tool sees one tool.
+    let v = drive(
+        Lang::Python,
+        "basics",
+        "2026-07-28",
+        &Target::Http(&s, Some(&hello_only)),
+        dir.path(),
+    );
+    assert_eq!(v["tools"], serde_json::json!(["hello"]), "{v}");
+}
