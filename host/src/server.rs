@@ -50,9 +50,26 @@ pub struct AuthOptions {
     pub rate: Option<Rate>,
 }
 
+/// Where agent runs are kept.
+#[derive(Debug, Clone)]
+pub struct StateOptions {
+    /// `sqlite:PATH` or `postgres://…`; `None` keeps runs in memory only.
+    pub url: Option<String>,
+    /// This replica's name.
+    pub replica: String,
+    /// How long a replica's hold on its running runs lasts unrenewed.
+    pub lease: Duration,
+    /// What finished runs to keep.
+    pub retention: toka_store::Retention,
+    /// Store runs' inputs, not only their size and digest.
+    pub keep_inputs: bool,
+}
+
 /// How to serve.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
+    /// Where agent runs are kept.
+    pub state: StateOptions,
     /// Where to listen.
     pub addr: SocketAddr,
     /// Tokens: required on every endpoint but the health checks.
@@ -95,6 +112,9 @@ pub enum ServeError {
     /// The key directory or revocation file cannot be used.
     #[error("--auth-keys: {0}")]
     Auth(#[from] toka_auth::AuthError),
+    /// The run store cannot be opened.
+    #[error("--state: {0}")]
+    Store(#[from] toka_store::StoreError),
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -212,7 +232,36 @@ pub async fn serve(engine: TokaEngine, options: ServeOptions) -> Result<(), Serv
         catalog.clone(),
         auth.is_some(),
     ));
-    let agents = Arc::new(AgentHost::new(runtime.clone(), event_tx.clone()));
+    let agents = Arc::new(match &options.state.url {
+        None => AgentHost::new(runtime.clone(), event_tx.clone()),
+        Some(url) => {
+            let store = toka_store::open_with(
+                url,
+                toka_store::OpenOptions {
+                    lease: options.state.lease,
+                    ..toka_store::OpenOptions::default()
+                },
+            )
+            .await?;
+            eprintln!(
+                "toka-host: agent runs in {} (replica `{}`)",
+                store.url(),
+                options.state.replica
+            );
+            AgentHost::with_store(
+                runtime.clone(),
+                event_tx.clone(),
+                toka_runtime::agents::DurableOptions {
+                    store,
+                    replica: options.state.replica.clone(),
+                    retention: options.state.retention,
+                    keep_inputs: options.state.keep_inputs,
+                },
+            )
+            .await?
+        }
+    });
+    let background = tokio::spawn(agents.clone().run_background());
     let port = addr.port();
     let hosts = if remote {
         Vec::new()
@@ -289,6 +338,7 @@ pub async fn serve(engine: TokaEngine, options: ServeOptions) -> Result<(), Serv
     })
     .await;
     watcher.abort();
+    background.abort();
     if let Some(k) = keys {
         k.abort();
     }

@@ -107,6 +107,36 @@ fn kubernetes_manifests_agree_with_the_binary() {
     let file = revocations.rsplit('/').next().expect("file name");
     assert!(auth["data"][file].is_string(), "the ConfigMap holds {file}");
 
+    // The replicas share their agent runs through PostgreSQL: DATABASE_URL
+    // from the Secret deploy/postgres.yaml makes, pointing at its Service.
+    let env = container["env"].as_sequence().expect("env");
+    let database = env
+        .iter()
+        .find(|e| e["name"] == "DATABASE_URL")
+        .expect("DATABASE_URL is set");
+    let secret_ref = &database["valueFrom"]["secretKeyRef"];
+    let pg = docs("deploy/postgres.yaml");
+    let kind = |k: &str| {
+        pg.iter()
+            .find(|d| d["kind"] == k)
+            .unwrap_or_else(|| panic!("deploy/postgres.yaml has no {k}"))
+    };
+    let secret = kind("Secret");
+    assert_eq!(secret["metadata"]["name"], secret_ref["name"]);
+    let db_url = secret["stringData"][secret_ref["key"].as_str().expect("key")]
+        .as_str()
+        .expect("the Secret holds the URL");
+    let pg_service = kind("Service")["metadata"]["name"].as_str().expect("name");
+    assert!(
+        db_url.starts_with("postgres://") && db_url.contains(&format!("@{pg_service}:5432/")),
+        "{db_url} names the PostgreSQL Service {pg_service}"
+    );
+    assert_eq!(kind("StatefulSet")["spec"]["serviceName"], pg_service);
+    assert!(
+        help.stdout.contains("DATABASE_URL"),
+        "serve reads DATABASE_URL"
+    );
+
     let service = &docs("deploy/service.yaml")[0];
     assert_eq!(service["spec"]["ports"][0]["targetPort"], port_name);
     assert_eq!(

@@ -16,6 +16,7 @@ mod network;
 mod registry;
 mod serve;
 mod shim;
+mod store;
 mod tokens;
 mod tools;
 mod workflows;

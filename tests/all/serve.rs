@@ -12,6 +12,8 @@ pub(crate) struct Server {
     pub(crate) child: Child,
     base: String,
     log: Arc<Mutex<String>>,
+    /// Where the default SQLite run store lives (each server its own).
+    _state: tempfile::TempDir,
 }
 
 impl Server {
@@ -37,11 +39,14 @@ impl Server {
         nofile: Option<u64>,
     ) -> Server {
         crate::harness::warm_shared_cache();
+        let state = tempfile::tempdir().expect("state dir");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_toka-host"));
         cmd.args(["serve", "--addr", "127.0.0.1:0", "--manifests"])
             .arg(manifests)
             .args(extra)
             .current_dir(repo())
+            .env("XDG_STATE_HOME", state.path())
+            .env_remove("DATABASE_URL")
             .envs(env.iter().copied())
             .env("TOKA_CACHE_DIR", shared_cache())
             .stdout(Stdio::null())
@@ -94,6 +99,7 @@ impl Server {
             child,
             base: format!("http://{addr}"),
             log,
+            _state: state,
         }
     }
 
@@ -540,11 +546,42 @@ fn events_stream_and_metrics() {
 }
 
 #[test]
-fn non_loopback_needs_allow_remote() {
+fn non_loopback_needs_tokens() {
+    // Without tokens a public address is refused (tokens.rs covers
+    // --auth-keys); --insecure-no-auth overrides it, loudly.
     let run = crate::harness::toka(["serve", "--addr", "0.0.0.0:0"]).run();
     run.assert_code(125)
-        .assert_stderr_has("not a loopback address")
-        .assert_stderr_has("--allow-remote");
+        .assert_stderr_has("without tokens")
+        .assert_stderr_has("--insecure-no-auth");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_toka-host"))
+        .args([
+            "serve",
+            "--addr",
+            "0.0.0.0:0",
+            "--insecure-no-auth",
+            "--state",
+            "memory",
+        ])
+        .current_dir(repo())
+        .env("TOKA_CACHE_DIR", shared_cache())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut warned = false;
+    if let Some(stderr) = child.stderr.take() {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("WITHOUT TOKENS") {
+                warned = true;
+            }
+            if line.contains("serving") {
+                break;
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(warned, "--insecure-no-auth says so loudly");
 }
 
 #[test]

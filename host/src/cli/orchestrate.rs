@@ -203,11 +203,11 @@ async fn orchestrate(args: &OrchestrateArgs) -> Result<u8, String> {
     let mut agents = Vec::new();
     for (callable, request) in callables.into_iter().zip(requests) {
         let label = request.name.clone().unwrap_or_default();
-        match host.spawn_tool(callable, request) {
+        match host.spawn_tool(callable, request).await {
             Ok(a) => agents.push(a),
             Err(e) => {
                 for a in &agents {
-                    host.cancel(&a.id());
+                    let _ = host.cancel(&a.id()).await;
                 }
                 return Err(format!(
                     "agent `{label}` cannot start: {e}; the agents already started were cancelled"
@@ -220,7 +220,7 @@ async fn orchestrate(args: &OrchestrateArgs) -> Result<u8, String> {
         s = super::progress::follow(&mut events, &mut progress, &agents) => s,
         _ = tokio::signal::ctrl_c() => {
             for a in &agents {
-                host.cancel(&a.id());
+                let _ = host.cancel(&a.id()).await;
             }
             super::progress::follow(&mut events, &mut progress, &agents).await
         }
@@ -278,6 +278,7 @@ fn summary(json: bool, statuses: &[AgentStatus]) {
             AgentState::Completed => "completed",
             AgentState::Failed => "failed",
             AgentState::Cancelled => "cancelled",
+            AgentState::Interrupted => "interrupted",
         };
         let result = match (&s.output, &s.error) {
             (Some(o), _) => o.to_string(),
@@ -288,9 +289,12 @@ fn summary(json: bool, statuses: &[AgentStatus]) {
         if result.len() >= 60 {
             result.push('…');
         }
-        let (fuel, tokens) = s.usage.map_or((String::from("-"), String::from("-")), |u| {
-            (u.fuel_consumed.to_string(), u.llm_tokens.to_string())
-        });
+        let (fuel, tokens) = s
+            .usage
+            .as_ref()
+            .map_or((String::from("-"), String::from("-")), |u| {
+                (u["fuel_consumed"].to_string(), u["llm_tokens"].to_string())
+            });
         out.push_str(&format!(
             "{:<name_w$}  {:<wf_w$}  {state:<9}  {:>7.2}s  {fuel:>13}  {tokens:>7}  {result}\n",
             s.name,

@@ -336,17 +336,19 @@ async fn run_workflow(
         tokio::sync::broadcast::channel(4096).0,
     ));
     let mut events = host.subscribe();
-    let agent = host.spawn_tool(
-        tool,
-        AgentRequest {
-            name: None,
-            workflow: name.clone(),
-            input,
-            limits: Default::default(),
-            caller: Caller::Operator,
-            scope: None,
-        },
-    )?;
+    let agent = host
+        .spawn_tool(
+            tool,
+            AgentRequest {
+                name: None,
+                workflow: name.clone(),
+                input,
+                limits: Default::default(),
+                caller: Caller::Operator,
+                scope: None,
+            },
+        )
+        .await?;
     let mut progress = super::progress::Progress::new(args.json, name.len());
     let status =
         super::progress::follow(&mut events, &mut progress, std::slice::from_ref(&agent)).await;

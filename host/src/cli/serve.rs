@@ -121,9 +121,87 @@ pub struct ServeArgs {
     )]
     pub header_timeout: HumanDuration,
 
+    /// Where agent runs are kept: `sqlite:PATH` (one machine; the default,
+    /// under $XDG_STATE_HOME/toka/runs.db), `postgres://USER@HOST/DB`
+    /// (shared by replicas), or `memory` (lost at exit).
+    #[arg(
+        long = "state",
+        value_name = "URL",
+        env = "DATABASE_URL",
+        help_heading = "Agent runs"
+    )]
+    pub state: Option<String>,
+
+    /// This replica's name: runs it started and did not finish are marked
+    /// interrupted when it starts again [default: HOST:PORT, the host name
+    /// and the port it listens on].
+    #[arg(long = "replica-id", value_name = "NAME", help_heading = "Agent runs")]
+    pub replica_id: Option<String>,
+
+    /// How long a replica's hold on its running runs lasts without renewal;
+    /// after that, another replica marks them interrupted.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "30s",
+        help_heading = "Agent runs"
+    )]
+    pub lease: HumanDuration,
+
+    /// Finished runs are kept this long.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "7d",
+        help_heading = "Agent runs"
+    )]
+    pub retain: HumanDuration,
+
+    /// And at most this much of their results, inputs and events (the
+    /// oldest go first).
+    #[arg(
+        long = "retain-bytes",
+        value_name = "SIZE",
+        default_value = "1GiB",
+        help_heading = "Agent runs"
+    )]
+    pub retain_bytes: ByteSize,
+
+    /// Store runs' inputs, not only their size and SHA-256.
+    #[arg(long = "keep-inputs", help_heading = "Agent runs")]
+    pub keep_inputs: bool,
+
     #[command(flatten)]
     #[allow(missing_docs)]
     pub sandbox: SandboxArgs,
+}
+
+/// The host's name, for the default replica id.
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "toka".into())
+}
+
+/// Where runs go: the flag (or DATABASE_URL), `memory`, or the default
+/// SQLite file.
+fn state_url(flag: Option<&str>) -> Result<Option<String>, String> {
+    match flag {
+        Some("memory") => Ok(None),
+        Some(url) => Ok(Some(url.to_string())),
+        None => toka_store::default_sqlite_path()
+            .map(|p| Some(format!("sqlite:{}", p.display())))
+            .ok_or_else(|| {
+                "--state: no default place for the run store (neither XDG_STATE_HOME nor HOME is set); pass --state sqlite:PATH".to_string()
+            }),
+    }
 }
 
 /// Runs the server; returns the exit code.
@@ -152,7 +230,27 @@ pub async fn run(args: ServeArgs) -> u8 {
             return exit::INVALID;
         }
     };
+    let state = match state_url(args.state.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INVALID;
+        }
+    };
     let options = ServeOptions {
+        state: server::StateOptions {
+            url: state,
+            replica: args
+                .replica_id
+                .clone()
+                .unwrap_or_else(|| format!("{}:{}", host_name(), args.addr.port())),
+            lease: args.lease.0.max(Duration::from_millis(300)),
+            retention: toka_store::Retention {
+                max_age: Some(args.retain.0),
+                max_bytes: Some(args.retain_bytes.0),
+            },
+            keep_inputs: args.keep_inputs,
+        },
         llm,
         addr: args.addr,
         auth: args.auth_keys.clone().map(|keys| server::AuthOptions {

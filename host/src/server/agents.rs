@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use toka_runtime::agents::{AgentLimits, AgentRequest, AgentState};
+use toka_runtime::agents::{AgentLimits, AgentRequest, Cancelled};
 use toka_runtime::call::Caller;
 use toka_spec::outcome::ErrorKind;
 
@@ -47,16 +47,13 @@ pub(crate) async fn spawn_agent(
             );
         }
     };
-    let running = app
-        .agents
-        .list()
-        .iter()
-        .filter(|a| a.status().state == AgentState::Running)
-        .count();
+    let running = app.agents.running();
     if running >= app.options.max_concurrent {
         return retry_later(
             ErrorKind::Busy,
-            &format!("{running} agents are running, the most this server allows; retry shortly"),
+            &format!(
+                "{running} agents are running on this replica, the most it allows; retry shortly"
+            ),
         );
     }
     let request = AgentRequest {
@@ -73,9 +70,20 @@ pub(crate) async fn spawn_agent(
     }
 }
 
+/// The answer when the run store cannot be reached: agent endpoints are
+/// unavailable, tool calls are not.
+fn store_unavailable(e: &toka_store::StoreError) -> Response {
+    retry_later(
+        toka_runtime::agents::store_kind(e),
+        &format!("agent runs are unavailable for now ({e}); tool calls still work; retry shortly"),
+    )
+}
+
 pub(crate) async fn list_agents(State(app): State<Arc<App>>) -> Response {
-    let agents: Vec<_> = app.agents.list().iter().map(|a| a.status()).collect();
-    axum::Json(agents).into_response()
+    match app.agents.list().await {
+        Ok(runs) => axum::Json(runs).into_response(),
+        Err(e) => store_unavailable(&e),
+    }
 }
 
 /// May the caller see and cancel the run that `subject` started? The
@@ -94,44 +102,34 @@ pub(crate) async fn get_agent(
     UrlPath(id): UrlPath<String>,
 ) -> Response {
     let who = who.map(|w| w.0);
-    match app
-        .agents
-        .get(&id)
-        .filter(|a| may_see(who.as_ref(), a.status().subject.as_deref()))
-    {
-        Some(a) => axum::Json(a.status()).into_response(),
-        None => error(
+    match app.agents.get(&id).await {
+        Err(e) => store_unavailable(&e),
+        Ok(Some(s)) if may_see(who.as_ref(), s.subject.as_deref()) => axum::Json(s).into_response(),
+        Ok(_) => error(
             ErrorKind::NotFound,
-            &format!("no agent `{id}` (finished agents are kept for a while, then forgotten)"),
+            &format!("no agent `{id}` (finished runs are kept for --retain, then pruned)"),
         ),
     }
 }
 
-/// Cancels a running agent: 200 with its state, 409 when it had already
-/// finished, 404 when unknown.
+/// Cancels a run, wherever it runs: 200 with its state (`cancelled`, or
+/// still `running` while the replica that runs it is told), 409 when it had
+/// already finished, 404 when unknown.
 pub(crate) async fn cancel_agent(
     State(app): State<Arc<App>>,
     who: Option<axum::Extension<Authenticated>>,
     UrlPath(id): UrlPath<String>,
 ) -> Response {
     let who = who.map(|w| w.0);
-    let visible = app
-        .agents
-        .get(&id)
-        .is_some_and(|a| may_see(who.as_ref(), a.status().subject.as_deref()));
-    if !visible {
-        return error(ErrorKind::NotFound, &format!("no agent `{id}`"));
+    match app.agents.get(&id).await {
+        Err(e) => return store_unavailable(&e),
+        Ok(Some(s)) if may_see(who.as_ref(), s.subject.as_deref()) => {}
+        Ok(_) => return error(ErrorKind::NotFound, &format!("no agent `{id}`")),
     }
-    match app.agents.cancel(&id) {
-        None => error(ErrorKind::NotFound, &format!("no agent `{id}`")),
-        Some(cancelled) => {
-            let status = app.agents.get(&id).map(|a| a.status());
-            let code = if cancelled {
-                StatusCode::OK
-            } else {
-                status_of(ErrorKind::Cancelled)
-            };
-            with_body(code, json!(status))
-        }
+    match app.agents.cancel(&id).await {
+        Err(e) => store_unavailable(&e),
+        Ok(Cancelled::NotFound) => error(ErrorKind::NotFound, &format!("no agent `{id}`")),
+        Ok(Cancelled::AlreadyFinished(s)) => with_body(status_of(ErrorKind::Cancelled), json!(s)),
+        Ok(Cancelled::Now(s)) | Ok(Cancelled::Requested(s)) => with_body(StatusCode::OK, json!(s)),
     }
 }

@@ -112,7 +112,7 @@ impl FromStr for HumanDuration {
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || {
             format!(
-                "`{s}` is not a duration: write a whole number with a unit, like 500ms, 5s, 2m or 1h"
+                "`{s}` is not a duration: write a whole number with a unit, like 500ms, 5s, 2m, 1h or 7d"
             )
         };
         let t = s.trim();
@@ -126,9 +126,10 @@ impl FromStr for HumanDuration {
             "s" => Duration::from_secs(number),
             "m" | "min" => Duration::from_secs(number.saturating_mul(60)),
             "h" => Duration::from_secs(number.saturating_mul(3600)),
+            "d" => Duration::from_secs(number.saturating_mul(86_400)),
             "" => {
                 return Err(format!(
-                    "`{s}` has no unit: write {number}ms or {number}s (units: ms, s, m, h)"
+                    "`{s}` has no unit: write {number}ms or {number}s (units: ms, s, m, h, d)"
                 ));
             }
             _ => return Err(bad()),
@@ -153,6 +154,8 @@ impl fmt::Display for HumanDuration {
         let ms = self.0.as_millis();
         if ms == 0 || !ms.is_multiple_of(1000) {
             write!(f, "{ms}ms")
+        } else if ms.is_multiple_of(86_400_000) {
+            write!(f, "{}d", ms / 86_400_000)
         } else if ms.is_multiple_of(3_600_000) {
             write!(f, "{}h", ms / 3_600_000)
         } else if ms.is_multiple_of(60_000) {
@@ -251,6 +254,10 @@ mod tests {
         assert_eq!("5s".parse(), Ok(HumanDuration(Duration::from_secs(5))));
         assert_eq!("2m".parse(), Ok(HumanDuration(Duration::from_secs(120))));
         assert_eq!("1h".parse(), Ok(HumanDuration(Duration::from_secs(3600))));
+        assert_eq!(
+            "7d".parse(),
+            Ok(HumanDuration(Duration::from_secs(7 * 86_400)))
+        );
         let err = "500".parse::<HumanDuration>().unwrap_err();
         assert!(err.contains("500ms"), "{err}");
         assert!("5 minutes".parse::<HumanDuration>().is_err());
