@@ -3,6 +3,7 @@
 
 pub mod exec;
 pub mod mcp;
+pub mod oci;
 pub mod orchestrate;
 pub mod progress;
 pub mod run;
@@ -16,7 +17,7 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::sync::Arc;
 use toka_runtime::audit::AuditLog;
-use toka_runtime::engine::{DEFAULT_MAX_WASM_STACK, EngineOptions};
+use toka_runtime::engine::{DEFAULT_MAX_WASM_STACK, EngineOptions, TokaEngine};
 use toka_runtime::llm::{LlmClient, LlmConfig, LlmConfigError};
 use toka_runtime::shim::{Interpreters, ShimOptions};
 use toka_spec::manifest::{Capability, DirMapping, HostPattern, LimitSettings};
@@ -95,6 +96,23 @@ pub enum Command {
     /// inspect, revoke.
     #[command(subcommand, after_help = token::AFTER_HELP)]
     Token(token::TokenCommand),
+
+    /// Push a tool (its component and its manifest, one artifact, one
+    /// digest) to an OCI registry, optionally signed; prints the pinned
+    /// reference oci://HOST/REPO@sha256:….
+    #[command(after_help = oci::AFTER_HELP)]
+    Push(Box<oci::PushArgs>),
+
+    /// Pull a tool from an OCI registry into the local content store,
+    /// checking every digest (and, with --verify-key, its signature);
+    /// prints the pinned reference. `run oci://…` pulls too.
+    #[command(after_help = oci::AFTER_HELP)]
+    Pull(Box<oci::PullArgs>),
+
+    /// Signing keys for `push --sign-key` and `--verify-key`
+    /// (cosign-compatible).
+    #[command(subcommand)]
+    Signing(oci::SigningCommand),
 }
 
 fn run_after_help() -> String {
@@ -250,6 +268,25 @@ pub struct SandboxArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub engine: EngineArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub registry: oci::RegistryArgs,
+}
+
+impl SandboxArgs {
+    /// The engine these flags describe, ready to pull code from registries.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the engine fault or the key file that cannot be
+    /// used.
+    pub fn engine(&self) -> Result<TokaEngine, String> {
+        let registry = self.registry.settings().map_err(|e| e.to_string())?;
+        TokaEngine::new(&self.engine.options(&self.limits))
+            .map(|e| e.with_registry(registry))
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// Engine and cache settings.

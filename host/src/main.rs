@@ -53,6 +53,9 @@ fn main() -> ExitCode {
             Command::Exec(args) => cli::exec::run(*args).await,
             Command::Mcp(args) => cli::mcp::run(*args).await,
             Command::Token(cmd) => cli::token::run(cmd),
+            Command::Push(args) => cli::oci::push(*args).await,
+            Command::Pull(args) => cli::oci::pull(*args).await,
+            Command::Signing(cmd) => cli::oci::signing(cmd),
         }
     });
     // A guest may leave a read of the host's stdin pending on a blocking

@@ -142,6 +142,12 @@ impl Toka {
         self
     }
 
+    /// Run in `dir` instead of the repository's root.
+    pub fn cwd(mut self, dir: &std::path::Path) -> Self {
+        self.cwd = dir.to_path_buf();
+        self
+    }
+
     pub fn env(mut self, k: &str, v: &str) -> Self {
         self.env.push((k.into(), v.into()));
         self

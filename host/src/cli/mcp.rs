@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use toka_runtime::call::Runtime;
 use toka_runtime::catalog::{Change, LiveCatalog};
-use toka_runtime::engine::TokaEngine;
 use toka_spec::exit;
 use toka_spec::units::HumanDuration;
 
@@ -64,9 +63,7 @@ async fn serve(args: &McpArgs) -> Result<(), String> {
     let manifests = args.dir.manifests.clone();
     toka_spec::directory::list(&manifests).map_err(|e| e.to_string())?;
     let sandbox = &args.sandbox;
-    let engine = Arc::new(
-        TokaEngine::new(&sandbox.engine.options(&sandbox.limits)).map_err(|e| e.to_string())?,
-    );
+    let engine = Arc::new(sandbox.engine()?);
     let audit = args.audit.open()?;
     let llm = super::llm_from_env(audit.clone()).map_err(|e| e.to_string())?;
     let grants = sandbox.grants.grants(&sandbox.limits);

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use toka_runtime::agents::{AgentHost, AgentLimits, AgentRequest, AgentState, AgentStatus};
 use toka_runtime::call::{Caller, Runtime};
 use toka_runtime::catalog::{Catalog, DirCatalog};
-use toka_runtime::engine::TokaEngine;
 use toka_spec::exit;
 use toka_spec::manifest::LimitSettings;
 
@@ -148,10 +147,7 @@ async fn orchestrate(args: &OrchestrateArgs) -> Result<u8, String> {
     let requests = read_file(&args.file)?;
     let audit = args.audit.open()?;
     let llm = super::llm_from_env(audit.clone()).map_err(|e| e.to_string())?;
-    let engine = Arc::new(
-        TokaEngine::new(&args.sandbox.engine.options(&args.sandbox.limits))
-            .map_err(|e| e.to_string())?,
-    );
+    let engine = Arc::new(args.sandbox.engine()?);
     let shim = args.sandbox.shim.options()?;
     let tools = Arc::new(DirCatalog::new(engine.clone(), args.dir.manifests.clone()));
     // Every workflow loads before anything starts: a typo in agent 40 should

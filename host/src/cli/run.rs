@@ -3,6 +3,7 @@
 //! path, and report the outcome as text or as its one JSON form, with the
 //! documented exit code. A workflow runs as one agent, with live progress.
 
+use super::oci::PullError;
 use super::{AuditArgs, DirArgs, SandboxArgs};
 use clap::Args;
 use serde_json::{Value, json};
@@ -28,7 +29,8 @@ pub const MAX_INPUT_BYTES: u64 = 16 << 20;
 /// `toka-host run` flags.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Tool name, manifest (.yaml) or WebAssembly file (.wasm, .wat).
+    /// Tool name, manifest (.yaml), WebAssembly file (.wasm, .wat), or a
+    /// tool in an OCI registry (oci://HOST/REPO:TAG or @sha256:DIGEST).
     pub plugin: String,
 
     /// Arguments for a command program, after `--` (argv[0] is PLUGIN).
@@ -96,6 +98,15 @@ pub enum RunError {
     /// A workflow could not start.
     #[error(transparent)]
     Spawn(#[from] SpawnError),
+    /// The tool could not be pulled from its registry.
+    #[error(transparent)]
+    Pull(#[from] PullError),
+}
+
+impl From<toka_oci::OciError> for RunError {
+    fn from(e: toka_oci::OciError) -> RunError {
+        RunError::Pull(PullError::Oci(e))
+    }
 }
 
 impl RunError {
@@ -110,6 +121,7 @@ impl RunError {
             RunError::Engine(_) => ErrorKind::Host,
             RunError::Llm(_) | RunError::Input(_) => ErrorKind::InvalidInput,
             RunError::Spawn(e) => e.kind(),
+            RunError::Pull(e) => e.kind(),
         }
     }
 
@@ -133,10 +145,22 @@ pub async fn run(args: RunArgs) -> u8 {
 }
 
 async fn run_inner(args: &RunArgs) -> Result<u8, RunError> {
-    let target = resolve_target(&args.plugin, &args.dir.manifests)?;
-    let engine = Arc::new(TokaEngine::new(
-        &args.sandbox.engine.options(&args.sandbox.limits),
-    )?);
+    let registry = args.sandbox.registry.settings()?;
+    let engine = Arc::new(
+        TokaEngine::new(&args.sandbox.engine.options(&args.sandbox.limits))?
+            .with_registry(registry),
+    );
+    let target = if args.plugin.starts_with(toka_oci::SCHEME) {
+        let reference: toka_oci::Reference = args
+            .plugin
+            .parse()
+            .map_err(|e: toka_oci::ReferenceError| RunError::Pull(PullError::Oci(e.into())))?;
+        let registry = engine.registry().map_err(PullError::Oci)?;
+        let (_, spec) = super::oci::pull_tool(&registry, &reference).await?;
+        Target::Manifest(Box::new(spec))
+    } else {
+        resolve_target(&args.plugin, &args.dir.manifests)?
+    };
     let name = match &target {
         Target::Manifest(spec) => spec.name.to_string(),
         Target::Wasm(_) => args

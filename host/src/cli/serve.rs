@@ -209,8 +209,15 @@ pub async fn run(args: ServeArgs) -> u8 {
     let sandbox = &args.sandbox;
     let mut engine_options = sandbox.engine.options(&sandbox.limits);
     engine_options.pooling = Some(u32::try_from(args.max_concurrent.max(1)).unwrap_or(u32::MAX));
+    let registry = match sandbox.registry.settings() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return e.kind().exit_code();
+        }
+    };
     let engine = match TokaEngine::new(&engine_options) {
-        Ok(e) => e,
+        Ok(e) => e.with_registry(registry),
         Err(e) => {
             eprintln!("error: {e}");
             return exit::INVALID;

@@ -177,6 +177,14 @@ pub enum LoadError {
         /// What it asks for and the grant that would allow it.
         source: Box<toka_spec::policy::PolicyError>,
     },
+    /// The manifest's code could not be pulled from its registry.
+    #[error("{}: spec.executable.path: {source}", file.display())]
+    Remote {
+        /// The manifest.
+        file: PathBuf,
+        /// What went wrong with the registry or the artifact.
+        source: Box<toka_oci::OciError>,
+    },
     /// A command where only callable tools are served.
     #[error("{}: `{tool}` is {what}; only tools and workflows take JSON input and can be called", file.display())]
     NotCallable {
@@ -201,6 +209,7 @@ impl LoadError {
             LoadError::Link { .. } => ErrorKind::Link,
             LoadError::Policy { source, .. } => source.kind(),
             LoadError::NotCallable { .. } => ErrorKind::WrongKind,
+            LoadError::Remote { source, .. } => source.kind(),
         }
     }
 
@@ -277,6 +286,33 @@ pub fn read_executable(spec: &ToolSpec) -> Result<(Vec<u8>, Sha256Hex), LoadErro
     Ok((bytes, digest))
 }
 
+/// A manifest whose code is in a registry (`spec.executable.path:
+/// oci://…@sha256:…`) gets the path of the pulled component; any other is
+/// returned as it is.
+///
+/// # Errors
+///
+/// [`LoadError::Remote`]: no registry access configured, or the pull failed.
+fn resolve_remote(engine: &TokaEngine, mut spec: ToolSpec) -> Result<ToolSpec, LoadError> {
+    let Some(written) = spec.executable.remote.clone() else {
+        return Ok(spec);
+    };
+    let fail = |source: toka_oci::OciError| LoadError::Remote {
+        file: spec.manifest.clone(),
+        source: Box::new(source),
+    };
+    let reference: toka_oci::Reference = written
+        .parse()
+        .map_err(|e: toka_oci::ReferenceError| fail(e.into()))?;
+    let pulled = engine
+        .registry()
+        .map_err(fail)?
+        .pull_blocking(&reference, &|_| {})
+        .map_err(fail)?;
+    spec.executable.path = pulled.wasm;
+    Ok(spec)
+}
+
 /// Loads the tool `spec` declares: reads and checks its executable, and for
 /// wasm compiles (or loads from the cache) and links it.
 ///
@@ -284,6 +320,7 @@ pub fn read_executable(spec: &ToolSpec) -> Result<(Vec<u8>, Sha256Hex), LoadErro
 ///
 /// [`LoadError`] naming the file and what is wrong.
 pub fn load(engine: &TokaEngine, spec: ToolSpec) -> Result<Tool, LoadError> {
+    let spec = resolve_remote(engine, spec)?;
     let (bytes, digest) = read_executable(&spec)?;
     let name = spec.name.to_string();
     let code = if spec.executable.kind.is_wasm() {

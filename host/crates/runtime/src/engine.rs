@@ -5,6 +5,7 @@ mod cache;
 
 pub use cache::{CompileCache, EntryKind, Miss};
 
+use crate::remote::{Registry, RegistrySettings};
 use serde::Serialize;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
@@ -56,6 +57,8 @@ pub struct TokaEngine {
     engine: Engine,
     cache: Result<CompileCache, String>,
     max_wasm_stack: usize,
+    registry: RegistrySettings,
+    cache_root: Option<PathBuf>,
 }
 
 /// Compiled code ready to instantiate.
@@ -148,7 +151,36 @@ impl TokaEngine {
             engine,
             cache,
             max_wasm_stack: options.max_wasm_stack,
+            registry: RegistrySettings::default(),
+            cache_root: options.cache_dir.clone(),
         })
+    }
+
+    /// How code that manifests name in a registry (`oci://…@sha256:…`) is
+    /// pulled: which registries speak plain HTTP, which keys must have signed
+    /// it. Without this, only loopback registries are reached over HTTP and
+    /// no signature is required.
+    #[must_use]
+    pub fn with_registry(mut self, settings: RegistrySettings) -> TokaEngine {
+        self.registry = settings;
+        self
+    }
+
+    /// Where code named by an `oci://` reference comes from: the content
+    /// store under the cache directory (opened when first needed, so hosts
+    /// that never pull never create it), the environment's credentials and
+    /// the [`RegistrySettings`].
+    ///
+    /// # Errors
+    ///
+    /// The store cannot be opened or the environment's registry credentials
+    /// are malformed.
+    pub fn registry(&self) -> Result<Registry, toka_oci::OciError> {
+        Registry::from_env(
+            self.cache_root.as_deref(),
+            &self.registry.insecure,
+            self.registry.trusted_keys.clone(),
+        )
     }
 
     /// The wasmtime engine.

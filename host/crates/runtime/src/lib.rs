@@ -7,7 +7,8 @@
 //! (subprocesses) → an `Outcome`. [`events`] and [`budget`] sit below both
 //! sandboxes. Workflows ([`workflow`]) re-enter the call path for their
 //! nested calls through a trait; [`agents`] runs many workflows at once;
-//! [`llm`] is the host's model client; [`audit`] the audit log.
+//! [`llm`] is the host's model client; [`audit`] the audit log; [`remote`]
+//! pulls code that manifests name in an OCI registry.
 
 pub mod agents;
 pub mod audit;
@@ -18,6 +19,7 @@ pub mod engine;
 pub mod events;
 pub mod invoke;
 pub mod llm;
+pub mod remote;
 pub mod sandbox;
 pub mod shim;
 pub mod workflow;

@@ -23,7 +23,9 @@ Exit codes:
     N    a command's own exit code (wasi:cli/command and preview1 programs)
     1    the tool returned an error
   124    a limit was exceeded (fuel, memory, timeout, output, wasm stack)
-  125    invalid input or host error (flags, manifest, JSON, wasm, wrong world, unknown import)
-  126    a capability the tool requires was not granted (see --grant)
-  127    plugin not found
+  125    invalid input or host error (flags, manifest, JSON, wasm, wrong world, unknown import;
+         a registry that cannot be reached, bytes that do not match their digest)
+  126    a capability the tool requires was not granted (see --grant); a token or registry
+         credentials refused; an artifact unsigned or not signed by a --verify-key
+  127    plugin not found (also: a tag or repository the registry does not have)
   134    the guest trapped";

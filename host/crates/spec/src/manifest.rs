@@ -77,8 +77,11 @@ pub struct ToolSpec {
 pub struct ExecutableSpec {
     /// How it runs.
     pub kind: ExecutableKind,
-    /// Absolute path of the file.
+    /// Absolute path of the file (for code from a registry: where it was
+    /// pulled to, filled in when the tool is loaded).
     pub path: PathBuf,
+    /// `oci://HOST/REPO@sha256:…` when the code comes from a registry.
+    pub remote: Option<String>,
     /// Interpreter name (shell and python only).
     pub interpreter: Option<String>,
     /// The pinned digest, if the manifest pins one.
@@ -292,7 +295,12 @@ pub fn load(path: &Path) -> Result<ToolSpec, ManifestError> {
     parse(&file, &text)
 }
 
-fn read_capped(file: &Path) -> Result<String, ManifestError> {
+/// Reads a manifest's text, at most [`MAX_MANIFEST_BYTES`].
+///
+/// # Errors
+///
+/// [`ManifestError::Unreadable`] naming the file.
+pub fn read_capped(file: &Path) -> Result<String, ManifestError> {
     let unreadable = |source| ManifestError::Unreadable {
         file: file.to_path_buf(),
         source,
@@ -323,7 +331,33 @@ fn read_capped(file: &Path) -> Result<String, ManifestError> {
 ///
 /// As [`load`].
 pub fn parse(file: &Path, text: &str) -> Result<ToolSpec, ManifestError> {
-    validate::validate(file, from_yaml(file, text)?, true)
+    let options = validate::Options {
+        require_pin: true,
+        ..validate::Options::default()
+    };
+    validate::validate(file, from_yaml(file, text)?, &options)
+}
+
+/// Parses and validates a manifest that arrived with its code (from a
+/// registry): the code is `executable` whatever the manifest's own path
+/// says, and relative sandbox paths are relative to `base` (the current
+/// directory of `run`). `file` is where the manifest's bytes are stored.
+///
+/// # Errors
+///
+/// As [`load`].
+pub fn parse_with_code(
+    file: &Path,
+    text: &str,
+    executable: &Path,
+    base: &Path,
+) -> Result<ToolSpec, ManifestError> {
+    let options = validate::Options {
+        require_pin: true,
+        executable: Some(executable.to_path_buf()),
+        base: Some(base.to_path_buf()),
+    };
+    validate::validate(file, from_yaml(file, text)?, &options)
 }
 
 /// Reads a manifest to vet it (`toka-host tools vet`): as [`load`], except
@@ -336,7 +370,11 @@ pub fn parse(file: &Path, text: &str) -> Result<ToolSpec, ManifestError> {
 pub fn load_for_vetting(path: &Path) -> Result<ToolSpec, ManifestError> {
     let file = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let text = read_capped(&file)?;
-    validate::validate(&file, from_yaml(&file, &text)?, false)
+    validate::validate(
+        &file,
+        from_yaml(&file, &text)?,
+        &validate::Options::default(),
+    )
 }
 
 /// `path` without `.` components (`manifests/./data` reads as `manifests/data`).

@@ -7,14 +7,30 @@ use super::{
     ManifestError, OutputFormat, SandboxSpec, Schema, ToolSpec, clean, io_reason,
 };
 use crate::units::ByteSize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// How a manifest is read: what is checked and where its files are.
+#[derive(Debug, Default)]
+pub(super) struct Options {
+    /// Non-wasm tools must pin their file's digest (every load except vetting).
+    pub require_pin: bool,
+    /// The code arrived with the manifest (pulled from a registry): run this
+    /// file whatever `spec.executable.path` says.
+    pub executable: Option<PathBuf>,
+    /// Relative sandbox paths are relative to this directory instead of the
+    /// manifest's own.
+    pub base: Option<PathBuf>,
+}
 
 pub(super) fn validate(
     file: &Path,
     raw: RawManifest,
-    require_pin: bool,
+    options: &Options,
 ) -> Result<ToolSpec, ManifestError> {
-    let base = file.parent().unwrap_or(Path::new("/"));
+    let base = options
+        .base
+        .as_deref()
+        .unwrap_or_else(|| file.parent().unwrap_or(Path::new("/")));
     let RawManifest {
         metadata,
         spec,
@@ -30,43 +46,39 @@ pub(super) fn validate(
 
     let exe = spec.executable;
     let kind = exe.kind;
-    let exe_path = clean(base.join(&exe.path));
     let field = "spec.executable.path";
-    let meta = std::fs::metadata(&exe_path).map_err(|e| {
-        let hint = if kind.is_wasm() {
-            "; build the plugins with scripts/build-plugins.sh or fix the path (it is relative to the manifest)"
-        } else {
-            "; fix the path (it is relative to the manifest)"
-        };
-        ManifestError::invalid(
-            file,
-            field,
-            format!(
-                "{} (resolved to {}) cannot be read: {}{hint}",
-                exe.path.display(),
-                exe_path.display(),
-                io_reason(&e),
-            ),
-        )
-    })?;
-    if !meta.is_file() {
-        return Err(ManifestError::invalid(
-            file,
-            field,
-            format!("{} is not a regular file", exe_path.display()),
-        ));
-    }
-    if meta.len() > MAX_EXECUTABLE_BYTES {
-        return Err(ManifestError::invalid(
-            file,
-            field,
-            format!(
-                "{} is {} bytes, over the {} limit for an executable",
-                exe_path.display(),
-                meta.len(),
-                ByteSize(MAX_EXECUTABLE_BYTES)
-            ),
-        ));
+    let written = exe.path.to_string_lossy().to_string();
+    let remote = if options.executable.is_none() && written.starts_with("oci://") {
+        if !kind.is_wasm() {
+            return Err(ManifestError::invalid(
+                file,
+                field,
+                format!("a `{kind}` tool runs a local file; only wasm tools come from a registry"),
+            ));
+        }
+        let pinned = written
+            .rsplit_once("@sha256:")
+            .is_some_and(|(_, hex)| hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()));
+        if !pinned {
+            return Err(ManifestError::invalid(
+                file,
+                field,
+                format!(
+                    "`{written}` names no digest: a manifest pins the code it runs, so write oci://HOST/REPO@sha256:<64 hex digits> (`toka-host push` prints it)"
+                ),
+            ));
+        }
+        Some(written.clone())
+    } else {
+        None
+    };
+    let exe_path = match (&options.executable, &remote) {
+        (Some(p), _) => p.clone(),
+        (None, Some(_)) => std::path::PathBuf::new(),
+        (None, None) => clean(file.parent().unwrap_or(Path::new("/")).join(&exe.path)),
+    };
+    if remote.is_none() {
+        check_executable(file, &exe.path, &exe_path, kind)?;
     }
     match (kind, &exe.interpreter) {
         (ExecutableKind::Shell | ExecutableKind::Python, Some(name))
@@ -98,7 +110,7 @@ pub(super) fn validate(
             "only shell, python and external tools choose their output format; a wasm tool always returns JSON",
         ));
     }
-    if require_pin && !kind.is_wasm() && exe.sha256.is_none() {
+    if options.require_pin && !kind.is_wasm() && exe.sha256.is_none() {
         return Err(ManifestError::invalid(
             file,
             "spec.executable.sha256",
@@ -250,6 +262,7 @@ pub(super) fn validate(
         executable: ExecutableSpec {
             kind,
             path: exe_path,
+            remote,
             interpreter: exe.interpreter,
             sha256: exe.sha256,
             output: exe.output.unwrap_or(if kind.is_wasm() {
@@ -315,4 +328,52 @@ fn resolve_dirs(
             }
         })
         .collect()
+}
+
+/// The executable a manifest names exists, is a regular file and is not
+/// larger than the host takes.
+fn check_executable(
+    file: &Path,
+    written: &Path,
+    exe_path: &Path,
+    kind: ExecutableKind,
+) -> Result<(), ManifestError> {
+    let field = "spec.executable.path";
+    let meta = std::fs::metadata(exe_path).map_err(|e| {
+        let hint = if kind.is_wasm() {
+            "; build the plugins with scripts/build-plugins.sh or fix the path (it is relative to the manifest)"
+        } else {
+            "; fix the path (it is relative to the manifest)"
+        };
+        ManifestError::invalid(
+            file,
+            field,
+            format!(
+                "{} (resolved to {}) cannot be read: {}{hint}",
+                written.display(),
+                exe_path.display(),
+                io_reason(&e),
+            ),
+        )
+    })?;
+    if !meta.is_file() {
+        return Err(ManifestError::invalid(
+            file,
+            field,
+            format!("{} is not a regular file", exe_path.display()),
+        ));
+    }
+    if meta.len() > MAX_EXECUTABLE_BYTES {
+        return Err(ManifestError::invalid(
+            file,
+            field,
+            format!(
+                "{} is {} bytes, over the {} limit for an executable",
+                exe_path.display(),
+                meta.len(),
+                ByteSize(MAX_EXECUTABLE_BYTES)
+            ),
+        ));
+    }
+    Ok(())
 }
