@@ -113,6 +113,37 @@ pub enum Command {
     /// (cosign-compatible).
     #[command(subcommand)]
     Signing(oci::SigningCommand),
+
+    /// Print a shell completion script, generated from these flags:
+    /// `toka-host completions bash > /etc/bash_completion.d/toka-host`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the manual page (roff), generated from these flags:
+    /// `toka-host man | man -l -`.
+    Man,
+}
+
+/// Prints the completions for `shell` or the man page; returns the exit
+/// code.
+pub fn generated(command: &Command) -> u8 {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    match command {
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut cmd, "toka-host", &mut std::io::stdout());
+            toka_spec::exit::SUCCESS
+        }
+        _ => match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
+            Ok(()) => toka_spec::exit::SUCCESS,
+            Err(e) => {
+                eprintln!("error: cannot write the manual page: {e}");
+                toka_spec::exit::INVALID
+            }
+        },
+    }
 }
 
 fn run_after_help() -> String {
@@ -478,5 +509,29 @@ impl EngineArgs {
             },
             pooling: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every subcommand's flags are consistent (clap checks them only when
+    /// that subcommand is parsed).
+    #[test]
+    fn flags_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn addr_takes_a_port_or_localhost() {
+        let a = serve::parse_addr;
+        assert_eq!(a("8080").ok(), "127.0.0.1:8080".parse().ok());
+        assert_eq!(a("localhost:9000").ok(), "127.0.0.1:9000".parse().ok());
+        assert_eq!(a("0.0.0.0:80").ok(), "0.0.0.0:80".parse().ok());
+        assert_eq!(a("[::1]:80").ok(), "[::1]:80".parse().ok());
+        assert!(a("example.com:80").is_err_and(|e| e.contains("not resolved")));
+        assert!(a("localhost:http").is_err());
     }
 }

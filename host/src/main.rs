@@ -14,10 +14,13 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
+            // Help asked for is success; help shown because a subcommand or
+            // argument is missing (`toka-host` alone) is a usage error, with
+            // the code of every other one.
             let code = match e.kind() {
-                clap::error::ErrorKind::DisplayHelp
-                | clap::error::ErrorKind::DisplayVersion
-                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => exit::SUCCESS,
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    exit::SUCCESS
+                }
                 _ => exit::INVALID,
             };
             let _ = e.print();
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
             Command::Push(args) => cli::oci::push(*args).await,
             Command::Pull(args) => cli::oci::pull(*args).await,
             Command::Signing(cmd) => cli::oci::signing(cmd),
+            c @ (Command::Completions { .. } | Command::Man) => cli::generated(&c),
         }
     });
     // A guest may leave a read of the host's stdin pending on a blocking

@@ -152,3 +152,60 @@ fn help_documents_exit_codes_and_defaults() {
         .assert_code(0)
         .assert_stdout_has("Exit codes:");
 }
+
+#[test]
+fn a_file_that_is_not_a_manifest_is_never_echoed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = dir.path().join("passwd");
+    std::fs::write(&secret, "root:x:0:0:hunter2:/root:/bin/bash\n").expect("write");
+    let run = toka(["run", &secret.display().to_string()]).run();
+    run.assert_code(125)
+        .assert_stderr_has("expected a mapping of fields");
+    assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
+    assert!(!run.stderr.contains("RawManifest"), "{}", run.stderr);
+}
+
+#[test]
+fn a_path_that_is_not_a_file_says_what_it_is() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let fifo = d.join("pipe.yaml");
+    let c = std::ffi::CString::new(fifo.display().to_string()).expect("path");
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    std::os::unix::fs::symlink(d.join("b.yaml"), d.join("a.yaml")).expect("ln");
+    std::os::unix::fs::symlink(d.join("a.yaml"), d.join("b.yaml")).expect("ln");
+    for (path, what) in [
+        (d.to_path_buf(), "is a directory"),
+        (fifo, "is a named pipe"),
+        (d.join("a.yaml"), "is a symlink loop"),
+    ] {
+        toka(["run", &path.display().to_string()])
+            .run()
+            .assert_code(125)
+            .assert_stderr_has(what);
+    }
+    toka(["run", &d.join("missing.yaml").display().to_string()])
+        .run()
+        .assert_code(127)
+        .assert_stderr_has("no such file");
+}
+
+#[test]
+fn no_arguments_is_a_usage_error_and_completions_and_man_are_generated() {
+    toka(Vec::<String>::new())
+        .run()
+        .assert_code(125)
+        .assert_stderr_has("Usage: toka-host <COMMAND>");
+    toka(["--help"]).run().assert_code(0);
+    for shell in ["bash", "zsh", "fish"] {
+        toka(["completions", shell])
+            .run()
+            .assert_code(0)
+            .assert_stdout_has("toka-host");
+    }
+    toka(["man"])
+        .run()
+        .assert_code(0)
+        .assert_stdout_has(".TH toka-host");
+}

@@ -352,15 +352,20 @@ fn pinned_hash_is_enforced_and_vet_repins() {
         .assert_stderr_has(&vetted)
         .assert_stderr_has(&format!("toka-host tools vet {} --write", t.path()));
     assert!(!run.stdout.contains("tampered"));
+    // A CI gate: a file that differs from its pin fails `tools vet`.
     toka(["tools", "vet", &t.path()])
         .run()
-        .assert_code(0)
+        .assert_code(125)
         .assert_stdout_has(&actual)
         .assert_stdout_has("differs from the pin");
     toka(["tools", "vet", &t.path(), "--write"])
         .run()
         .assert_code(0)
         .assert_stdout_has("pinned");
+    toka(["tools", "vet", &t.path()])
+        .run()
+        .assert_code(0)
+        .assert_stdout_has("matches the pin");
     t.run(&[]).assert_code(0).assert_stdout_has("tampered");
     still_works();
 }

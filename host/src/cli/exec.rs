@@ -48,6 +48,9 @@ impl Lang {
 
 /// `toka-host exec` flags.
 #[derive(Debug, Args)]
+// No manifest asks for capabilities here: the code gets exactly what --dir,
+// --ro-dir, --env and --allow-net give, so --grant has nothing to grant.
+#[command(mut_arg("grant", |a| a.hide(true)))]
 pub struct ExecArgs {
     /// The language of the code.
     #[arg(long, value_enum)]
@@ -66,14 +69,12 @@ pub struct ExecArgs {
     #[arg(long, value_name = "FILE")]
     pub file: Option<PathBuf>,
 
-    /// Where the interpreter components are (python-exec.wasm, js-exec.wasm).
-    #[arg(
-        long,
-        value_name = "DIR",
-        env = "TOKA_RUNTIMES",
-        default_value = "plugins/build"
-    )]
-    pub runtimes: PathBuf,
+    /// Where the interpreter components are (python-exec.wasm, js-exec.wasm)
+    /// [default: the first of DIR_OF_BINARY/runtimes,
+    /// DIR_OF_BINARY/../share/toka/runtimes, $XDG_DATA_HOME/toka/runtimes
+    /// (~/.local/share/toka/runtimes), ./plugins/build that has it].
+    #[arg(long, value_name = "DIR", env = "TOKA_RUNTIMES")]
+    pub runtimes: Option<PathBuf>,
 
     /// Print one JSON object (stdout, stderr, exit code, usage) instead of
     /// the code's own output.
@@ -104,12 +105,21 @@ pub async fn run(args: ExecArgs) -> u8 {
             return exit::INVALID;
         }
     };
-    let runtime = args.runtimes.join(args.lang.runtime());
-    if !runtime.is_file() {
+    let candidates = match &args.runtimes {
+        Some(dir) => vec![dir.clone()],
+        None => runtime_dirs(),
+    };
+    let file = args.lang.runtime();
+    let Some(runtime) = candidates
+        .iter()
+        .map(|d| d.join(file))
+        .find(|p| p.is_file())
+    else {
+        let looked: Vec<String> = candidates.iter().map(|d| d.display().to_string()).collect();
         eprintln!(
-            "error: the {} runtime is not built: {} does not exist; build it with `scripts/build-plugins.sh {}` or point --runtimes (TOKA_RUNTIMES) at the folder that has it",
+            "error: the {} runtime is not built: no {file} in {}; build it with `scripts/build-plugins.sh {}` or point --runtimes (TOKA_RUNTIMES) at the folder that has it",
             args.lang.name(),
-            runtime.display(),
+            looked.join(", "),
             if matches!(args.lang, Lang::Python) {
                 "python"
             } else {
@@ -117,7 +127,7 @@ pub async fn run(args: ExecArgs) -> u8 {
             },
         );
         return exit::NOT_FOUND;
-    }
+    };
     run::run(RunArgs {
         plugin: runtime.display().to_string(),
         args: vec!["-c".into(), code],
@@ -132,6 +142,29 @@ pub async fn run(args: ExecArgs) -> u8 {
         display_name: Some(args.lang.name().to_string()),
     })
     .await
+}
+
+/// Where an installed binary finds its interpreters: beside it, in the
+/// install prefix's share directory, in the user's data directory, then in
+/// a checkout's build directory.
+fn runtime_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(bin) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(std::path::Path::to_path_buf))
+    {
+        dirs.push(bin.join("runtimes"));
+        dirs.push(bin.join("../share/toka/runtimes"));
+    }
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")));
+    if let Some(d) = data {
+        dirs.push(d.join("toka/runtimes"));
+    }
+    dirs.push(PathBuf::from("plugins/build"));
+    dirs
 }
 
 fn read_code(path: &std::path::Path) -> Result<String, String> {

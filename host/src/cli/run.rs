@@ -80,6 +80,14 @@ pub enum RunError {
     /// A path that does not exist.
     #[error("{}: no such file", .0.display())]
     Missing(PathBuf),
+    /// A path that is not a regular file.
+    #[error("{}: is {what}, not a manifest or a WebAssembly file", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is (`a directory`, `a fifo`, `a symlink loop`, …).
+        what: String,
+    },
     /// A bad manifest.
     #[error(transparent)]
     Manifest(#[from] ManifestError),
@@ -117,6 +125,7 @@ impl RunError {
                 ErrorKind::NotFound
             }
             RunError::Find(_) | RunError::Manifest(_) => ErrorKind::InvalidManifest,
+            RunError::NotAFile { .. } => ErrorKind::InvalidInput,
             RunError::Load(e) => e.kind(),
             RunError::Engine(_) => ErrorKind::Host,
             RunError::Llm(_) | RunError::Input(_) => ErrorKind::InvalidInput,
@@ -410,8 +419,15 @@ fn resolve_target(plugin: &str, manifests: &Path) -> Result<Target, RunError> {
             manifests, plugin,
         )?)));
     }
-    if !path.is_file() {
-        return Err(RunError::Missing(path.to_path_buf()));
+    match directory::not_a_file(path) {
+        None => {}
+        Some(what) if what == "missing" => return Err(RunError::Missing(path.to_path_buf())),
+        Some(what) => {
+            return Err(RunError::NotAFile {
+                path: path.to_path_buf(),
+                what,
+            });
+        }
     }
     let is_manifest = match ext {
         Some("yaml" | "yml") => true,

@@ -10,12 +10,32 @@ use toka_runtime::engine::TokaEngine;
 use toka_spec::exit;
 use toka_spec::units::{ByteSize, HumanDuration};
 
+/// `--addr`: `IP:PORT`, `[IPv6]:PORT`, `localhost:PORT` or a bare `PORT`
+/// (both on 127.0.0.1). Other names are not resolved: which of a name's
+/// addresses would be listened on is a surprise.
+pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    if let Some(port) = s.strip_prefix("localhost:") {
+        return port
+            .parse::<u16>()
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+            .map_err(|_| format!("`{port}` is not a port number (0 to 65535)"));
+    }
+    s.parse().map_err(|_| {
+        "write IP:PORT (127.0.0.1:8080, 0.0.0.0:8080 for every interface, [::1]:8080), localhost:PORT or a PORT; host names other than localhost are not resolved"
+            .to_string()
+    })
+}
+
 /// `toka-host serve` flags.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on. A non-loopback address needs --auth-keys (or
+    /// Address to listen on: IP:PORT, localhost:PORT, or a bare PORT (on
+    /// 127.0.0.1). A non-loopback address needs --auth-keys (or
     /// --insecure-no-auth).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080", value_parser = parse_addr)]
     pub addr: SocketAddr,
 
     /// Require a capability token on every endpoint but /health and

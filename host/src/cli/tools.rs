@@ -12,6 +12,7 @@ use toka_runtime::engine::{EntryKind, Miss, TokaEngine};
 use toka_spec::directory::{Directory, EntryError};
 use toka_spec::exit;
 use toka_spec::manifest::{self, ToolSpec};
+use toka_spec::outcome::ErrorKind;
 
 /// `toka-host tools` subcommands.
 #[derive(Debug, Subcommand)]
@@ -29,8 +30,9 @@ pub enum ToolsCommand {
     /// if any manifest is invalid, so it can gate CI.
     Validate(ValidateArgs),
 
-    /// Call a tool found through the registry; takes the same flags as
-    /// `toka-host run`.
+    /// Call a tool of the manifests directory: PLUGIN is its name (`run`
+    /// also takes manifests, .wasm files and oci:// references). Takes the
+    /// same flags as `toka-host run`.
     Call(Box<RunArgs>),
 
     /// Print the SHA-256 of the file a manifest runs, and whether it matches
@@ -59,9 +61,10 @@ pub struct ShowArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub dir: DirArgs,
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub engine: EngineArgs,
+    /// Where compiled plugins are cached [default: $XDG_CACHE_HOME/toka or
+    /// ~/.cache/toka].
+    #[arg(long = "cache-dir", value_name = "DIR", env = "TOKA_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// `toka-host tools validate` flags.
@@ -91,9 +94,7 @@ pub async fn run(cmd: ToolsCommand) -> u8 {
         ToolsCommand::Show(args) => show(&args),
         ToolsCommand::Validate(args) => validate(&args),
         ToolsCommand::Call(args) => return call(*args).await,
-        ToolsCommand::Vet(args) => vet(&args)
-            .map(|()| exit::SUCCESS)
-            .map_err(|e| (exit::INVALID, e)),
+        ToolsCommand::Vet(args) => vet(&args).map_err(|e| (exit::INVALID, e)),
     };
     match result {
         Ok(code) => code,
@@ -213,7 +214,13 @@ fn show(args: &ShowArgs) -> Outcome {
             .map_err(|err| (exit::INVALID, err.to_string()))?,
     };
     let cache = if spec.executable.kind.is_wasm() {
-        cache_state(spec, &args.engine)
+        cache_state(
+            spec,
+            &EngineArgs {
+                cache_dir: args.cache_dir.clone(),
+                no_cache: false,
+            },
+        )
     } else {
         json!("not compiled: runs as a process through the subprocess shim")
     };
@@ -259,12 +266,13 @@ fn cache_state(spec: &ToolSpec, engine: &EngineArgs) -> serde_json::Value {
         EntryKind::Component
     };
     match cache.get(kind, digest.as_str()) {
-        Ok(_) => json!({ "state": "compiled", "digest": digest, "dir": cache.dir() }),
+        // The words of `run --json`'s `usage.cache`.
+        Ok(_) => json!({ "state": "hit", "digest": digest, "dir": cache.dir() }),
         Err(Miss::Absent) => {
-            json!({ "state": "not compiled yet", "digest": digest })
+            json!({ "state": "miss", "reason": "not compiled yet", "digest": digest })
         }
         Err(Miss::Rejected(why)) => {
-            json!({ "state": "stale", "reason": why, "digest": digest })
+            json!({ "state": "rejected", "reason": why, "digest": digest })
         }
     }
 }
@@ -354,7 +362,10 @@ async fn call(mut args: RunArgs) -> u8 {
     }
 }
 
-fn vet(args: &VetArgs) -> Result<(), String> {
+/// Exits 0 when the file matches its pin (or has none, or was just
+/// pinned), and with the hash-mismatch code when it differs, so that `tools
+/// vet` can gate CI.
+fn vet(args: &VetArgs) -> Result<u8, String> {
     let file = &args.manifest;
     let spec = manifest::load_for_vetting(file).map_err(|e| e.to_string())?;
     let path = &spec.executable.path;
@@ -363,14 +374,18 @@ fn vet(args: &VetArgs) -> Result<(), String> {
     match &spec.executable.sha256 {
         Some(p) if *p == digest => {
             super::print_line(&format!("matches the pin in {}", file.display()));
-            return Ok(());
+            return Ok(exit::SUCCESS);
         }
         Some(p) => super::print_line(&format!("differs from the pin {p} in {}", file.display())),
         None => super::print_line(&format!("{} pins no digest", file.display())),
     }
     if !args.write {
         super::print_line("review the file, then rerun with --write to pin it");
-        return Ok(());
+        return Ok(if spec.executable.sha256.is_some() {
+            ErrorKind::HashMismatch.exit_code()
+        } else {
+            exit::SUCCESS
+        });
     }
     // The manifest's text is edited, not re-serialized, so comments and
     // layout survive.
@@ -382,7 +397,7 @@ fn vet(args: &VetArgs) -> Result<(), String> {
     manifest::load(file)
         .map_err(|e| format!("wrote the pin, but the manifest is still invalid: {e}"))?;
     super::print_line(&format!("pinned in {}", file.display()));
-    Ok(())
+    Ok(exit::SUCCESS)
 }
 
 /// Returns `text` with `sha256` set to `digest` under `spec.executable`,

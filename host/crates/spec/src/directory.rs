@@ -57,30 +57,40 @@ pub fn list(dir: &Path) -> Result<Listing, DirError> {
         ) {
             continue;
         }
-        match std::fs::metadata(&path) {
-            Ok(m) if m.is_file() => listing.files.push(path),
-            Ok(m) => listing.skipped.push(Skipped {
-                what: file_kind(&m).into(),
-                file: path,
-            }),
-            Err(e) => {
-                let what = if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink()) {
-                    if e.raw_os_error() == Some(40) {
-                        "a symlink loop".to_string()
-                    } else {
-                        format!("a symlink that cannot be followed ({})", io_reason(&e))
-                    }
-                } else {
-                    format!("unreadable ({})", io_reason(&e))
-                };
-                listing.skipped.push(Skipped { file: path, what });
-            }
+        match not_a_file(&path) {
+            None => listing.files.push(path),
+            Some(what) => listing.skipped.push(Skipped { file: path, what }),
         }
     }
     listing.files.sort();
     listing.skipped.sort_by(|a, b| a.file.cmp(&b.file));
     Ok(listing)
 }
+
+/// `None` for a regular file (or a symlink to one); otherwise what `path`
+/// is, in words: `a directory`, `a fifo`, `a symlink loop`, `missing`, …
+pub fn not_a_file(path: &Path) -> Option<String> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => None,
+        Ok(m) => Some(file_kind(&m).into()),
+        Err(e) => Some(
+            if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_symlink()) {
+                if e.raw_os_error() == Some(ELOOP) {
+                    "a symlink loop".to_string()
+                } else {
+                    format!("a symlink that cannot be followed ({})", io_reason(&e))
+                }
+            } else if e.kind() == std::io::ErrorKind::NotFound {
+                "missing".to_string()
+            } else {
+                format!("unreadable ({})", io_reason(&e))
+            },
+        ),
+    }
+}
+
+/// Too many levels of symbolic links (Linux's errno).
+const ELOOP: i32 = 40;
 
 /// What a file that is not a regular file is, in words.
 pub fn file_kind(m: &std::fs::Metadata) -> &'static str {

@@ -64,7 +64,7 @@ impl TryFrom<String> for ToolName {
             let why = if s.contains('_') {
                 "words must be separated with '-', not '_'"
             } else if s.chars().any(|c| c.is_ascii_uppercase()) {
-                "use lowercase letters only"
+                "letters must be lowercase (digits and single '-' between words are fine)"
             } else {
                 "use lowercase letters, digits and single '-' between words, starting with a letter"
             };

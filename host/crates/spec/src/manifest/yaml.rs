@@ -39,7 +39,58 @@ pub fn from_yaml<T: serde::de::DeserializeOwned>(
             file: file.to_path_buf(),
             line,
             field,
-            message,
+            message: humane(&message),
         }
     })
+}
+
+/// serde's message in the user's words: never the value read (the file may
+/// not be a manifest at all: `run /etc/passwd` must not print it), never a
+/// Rust type name, and YAML's alias limit named for what it is.
+fn humane(message: &str) -> String {
+    if message.contains("repetition limit exceeded") {
+        return "too many YAML aliases (`*name` references to `&name` anchors) expand here; \
+                write the values out instead of nesting aliases"
+            .into();
+    }
+    if message.contains("recursion limit exceeded") {
+        return "the YAML is nested too deeply".into();
+    }
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(prefix)
+            && let Some((found, expected)) = rest.split_once(", expected ")
+        {
+            // `string "…"`, `integer `42``, `map`: keep the kind only.
+            let kind = found
+                .split([' ', '"', '`'])
+                .next()
+                .filter(|k| !k.is_empty())
+                .unwrap_or("value");
+            let kind = match kind {
+                "map" => "a mapping",
+                "sequence" => "a list",
+                "unit" => "an empty value",
+                "string" => "a string",
+                "integer" => "an integer",
+                "floating" => "a number",
+                "boolean" => "a boolean",
+                _ => "a value",
+            };
+            return format!("found {kind}, expected {}", expected_words(expected));
+        }
+    }
+    message.to_string()
+}
+
+fn expected_words(expected: &str) -> String {
+    if expected.starts_with("struct ") {
+        return "a mapping of fields (a Toka manifest has `metadata:` and `spec:`)".into();
+    }
+    match expected {
+        "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number, 0 or more".into(),
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number".into(),
+        "f32" | "f64" => "a number".into(),
+        "a boolean" | "bool" => "true or false".into(),
+        other => other.to_string(),
+    }
 }
