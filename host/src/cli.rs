@@ -55,10 +55,12 @@ pub enum Command {
     /// Serve the tools of a manifests directory over HTTP (loopback by
     /// default), reloading them live when their files change.
     ///
-    /// Endpoints: GET /health, GET /status, GET /v1/tools,
+    /// Endpoints: GET /health, GET /ready, GET /status, GET /v1/tools,
     /// POST /v1/tools/{name}/invoke (JSON input in, JSON result out),
-    /// POST /v1/agents (start a workflow), GET|DELETE /v1/agents/{id},
-    /// GET /v1/events (server-sent events), GET /metrics.
+    /// POST /v1/agents (start a workflow), GET /v1/agents,
+    /// GET|DELETE /v1/agents/{id}, GET /v1/events (server-sent events),
+    /// GET /metrics, POST|GET|DELETE /mcp (MCP streamable HTTP),
+    /// GET /.well-known/oauth-protected-resource[/mcp].
     #[command(after_help = toka_runtime::llm::ENV_HELP)]
     Serve(Box<serve::ServeArgs>),
 

@@ -84,10 +84,61 @@ fn validate_gates_on_any_error() {
     toka(["tools", "validate", "tests/ui/invalid/zero-fuel.yaml"])
         .run()
         .assert_code(125)
-        .assert_stderr_has("spec.security.sandbox.fuel");
+        .assert_stdout_has("spec.security.sandbox.fuel")
+        .assert_stderr_has("zero-fuel.yaml is invalid");
     toka(["tools", "validate", "manifests/hello.yaml"])
         .run()
         .assert_code(0);
+}
+
+/// `validate` loads as `serve` does: bytes that are not wasm, or a command
+/// where a tool is declared, fail the gate; `--manifests` and `--json` work
+/// as for the other subcommands.
+#[test]
+fn validate_compiles_and_checks_the_world() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let noise: Vec<u8> = (0..10_240u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(dir.path().join("noise.wasm"), noise).expect("write");
+    for (name, code) in [
+        ("noise", dir.path().join("noise.wasm").display().to_string()),
+        ("echo", plugin("cli-echo")),
+    ] {
+        std::fs::write(
+            dir.path().join(format!("{name}.yaml")),
+            format!(
+                "metadata: {{ name: {name}, version: 1.0.0, description: d }}\n\
+                 spec:\n  executable: {{ type: component, path: {code} }}\n"
+            ),
+        )
+        .expect("write");
+    }
+    let d = dir.path().display().to_string();
+    toka(["tools", "validate", "--manifests", &d])
+        .run()
+        .assert_code(125)
+        .assert_stdout_has("not WebAssembly")
+        .assert_stdout_has("wasi:cli/command")
+        .assert_stderr_has("2 of 2 manifests are invalid");
+    let run = toka(["tools", "validate", "--manifests", &d, "--json"]).run();
+    run.assert_code(125);
+    let rows = run.json();
+    let rows = rows.as_array().expect("an array");
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows.iter()
+            .all(|r| r["ok"] == false && r["error"].is_string())
+    );
+    let ok = toka(["tools", "validate", "--json"]).run();
+    ok.assert_code(0);
+    assert!(
+        ok.json()
+            .as_array()
+            .expect("array")
+            .iter()
+            .all(|r| r["ok"] == true)
+    );
 }
 
 #[test]
@@ -109,12 +160,13 @@ fn show_resolves_the_manifest_schema_and_cache_state() {
             .expect("path")
             .starts_with('/')
     );
-    assert_eq!(v["cache"]["state"], "not compiled yet");
+    // The words of `run --json`'s usage.cache.
+    assert_eq!(v["cache"]["state"], "miss");
     toka(["run", "hello", "--param", "name=x"])
         .cache(Some(c.clone()))
         .run()
         .assert_code(0);
-    assert_eq!(show()["cache"]["state"], "compiled");
+    assert_eq!(show()["cache"]["state"], "hit");
     toka(["tools", "show", "nope"])
         .run()
         .assert_code(127)

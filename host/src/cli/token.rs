@@ -17,6 +17,7 @@ pub const AFTER_HELP: &str = "\
 End to end:
   toka-host token keygen --keys ./keys
   toka-host token issue --keys ./keys --tool hello --tool file-reader --grant filesystem-read --ttl 8h --subject ci > ci.token
+  touch ./revoked                                                              # revocations start empty
   toka-host serve --auth-keys ./keys --revocations ./revoked
   curl -H \"Authorization: Bearer $(cat ci.token)\" http://127.0.0.1:8080/v1/tools
   toka-host token attenuate @ci.token --tool hello --ttl 10m > hello.token     # no keys needed

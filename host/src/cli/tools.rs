@@ -70,9 +70,25 @@ pub struct ShowArgs {
 /// `toka-host tools validate` flags.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// A manifests directory or one manifest [default: the manifests
-    /// directory: $TOKA_MANIFESTS or ./manifests].
+    /// A manifests directory or one manifest [default: --manifests].
     pub path: Option<PathBuf>,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub dir: DirArgs,
+
+    /// Print one JSON object per manifest (file, name, version, ok, error)
+    /// as a JSON array.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub engine: EngineArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub registry: super::oci::RegistryArgs,
 }
 
 /// `toka-host tools vet` flags.
@@ -92,7 +108,12 @@ pub async fn run(cmd: ToolsCommand) -> u8 {
     let result = match cmd {
         ToolsCommand::List(args) => list(&args),
         ToolsCommand::Show(args) => show(&args),
-        ToolsCommand::Validate(args) => validate(&args),
+        ToolsCommand::Validate(args) => {
+            // Loading compiles, which is blocking work.
+            tokio::task::spawn_blocking(move || validate(&args))
+                .await
+                .unwrap_or_else(|e| Err((exit::INVALID, format!("validation failed: {e}"))))
+        }
         ToolsCommand::Call(args) => return call(*args).await,
         ToolsCommand::Vet(args) => vet(&args).map_err(|e| (exit::INVALID, e)),
     };
@@ -277,58 +298,92 @@ fn cache_state(spec: &ToolSpec, engine: &EngineArgs) -> serde_json::Value {
     }
 }
 
+/// A valid manifest's name and version, or why it is not valid.
+type Validated = Result<(String, String), String>;
+
+/// Validates as `serve` loads: the manifest, the pinned bytes, and the code
+/// compiled (through the cache) and linked, so a file that is not wasm, a
+/// component of the wrong world or a command where a tool is expected fails
+/// here rather than at the first call.
 fn validate(args: &ValidateArgs) -> Outcome {
-    let path = args.path.clone().unwrap_or_else(|| {
-        std::env::var_os("TOKA_MANIFESTS")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| "manifests".into())
-    });
-    if path.is_file() {
-        let checked = manifest::load(&path)
+    let path = args
+        .path
+        .clone()
+        .unwrap_or_else(|| args.dir.manifests.clone());
+    let pulls = args
+        .registry
+        .settings()
+        .map_err(|e| (exit::INVALID, e.to_string()))?;
+    let engine = TokaEngine::new(&args.engine.options(&super::LimitArgs::default()))
+        .map_err(|e| (exit::INVALID, e.to_string()))?
+        .with_registry(pulls);
+    let check = |spec: &ToolSpec| -> Result<(), String> {
+        catalog::load_callable(&engine, spec.clone())
+            .map(drop)
+            .map_err(|e| e.to_string())
+    };
+    let results: Vec<(PathBuf, Validated)> = if path.is_file() {
+        let r = manifest::load(&path)
             .map_err(|e| e.to_string())
             .and_then(|spec| {
-                if spec.executable.sha256.is_some() {
-                    catalog::read_executable(&spec).map_err(|e| e.to_string())?;
-                }
-                Ok(spec)
+                check(&spec)?;
+                Ok((spec.name.to_string(), spec.version.to_string()))
             });
-        return match checked {
-            Ok(spec) => {
-                super::print_line(&format!(
-                    "ok     {} {} ({})",
-                    spec.name,
-                    spec.version,
-                    path.display()
-                ));
-                Ok(exit::SUCCESS)
-            }
-            Err(e) => Err((exit::INVALID, e)),
-        };
+        vec![(path.clone(), r)]
+    } else {
+        let reg = registry(&path)?;
+        reg.entries()
+            .iter()
+            .map(|e| {
+                let r = e
+                    .state
+                    .as_ref()
+                    .map_err(|e| e.to_string())
+                    .and_then(|spec| {
+                        check(spec)?;
+                        Ok((spec.name.to_string(), spec.version.to_string()))
+                    });
+                (e.file.clone(), r)
+            })
+            .collect()
+    };
+    let bad = results.iter().filter(|(_, r)| r.is_err()).count();
+    if args.json {
+        let rows: Vec<_> = results
+            .iter()
+            .map(|(file, r)| match r {
+                Ok((name, version)) => {
+                    json!({ "file": file, "name": name, "version": version, "ok": true })
+                }
+                Err(e) => json!({ "file": file, "ok": false, "error": e }),
+            })
+            .collect();
+        super::print_line(&serde_json::Value::Array(rows).to_string());
+        return Ok(if bad == 0 {
+            exit::SUCCESS
+        } else {
+            exit::INVALID
+        });
     }
-    let reg = registry(&path)?;
-    let mut bad = 0;
-    for e in reg.entries() {
-        match state(e) {
-            Ok(s) => super::print_line(&format!(
-                "ok     {} {} ({})",
-                s.name,
-                s.version,
-                e.file.display()
-            )),
-            Err(err) => {
-                bad += 1;
-                super::print_line(&format!("error  {err}"));
+    for (file, r) in &results {
+        match r {
+            Ok((name, version)) => {
+                super::print_line(&format!("ok     {name} {version} ({})", file.display()));
             }
+            Err(e) => super::print_line(&format!("error  {e}")),
         }
     }
-    if bad == 0 {
-        super::print_line(&format!("{} manifests valid", reg.entries().len()));
-        Ok(exit::SUCCESS)
-    } else {
-        Err((
+    match (bad, path.is_file()) {
+        (0, true) => Ok(exit::SUCCESS),
+        (0, false) => {
+            super::print_line(&format!("{} manifests valid", results.len()));
+            Ok(exit::SUCCESS)
+        }
+        (_, true) => Err((exit::INVALID, format!("{} is invalid", path.display()))),
+        (_, false) => Err((
             exit::INVALID,
-            format!("{bad} of {} manifests are invalid", reg.entries().len()),
-        ))
+            format!("{bad} of {} manifests are invalid", results.len()),
+        )),
     }
 }
 

@@ -291,14 +291,17 @@ impl Verifier {
 
 fn load(keys_dir: &Path, revocations: Option<&Path>) -> Result<State, AuthError> {
     let ring_stamp = ring_stamp(keys_dir)?;
+    // Read first: a file missing at start "does not exist" (and how to
+    // create it); only one that was there can have "disappeared".
+    let revoked = revocations
+        .map(Revocations::load)
+        .transpose()?
+        .unwrap_or_default();
     let revoked_stamp = revocations.map(revoke::stamp).transpose()?;
     Ok(State {
         ring: KeyRing::load(keys_dir)?,
         ring_stamp,
-        revoked: revocations
-            .map(Revocations::load)
-            .transpose()?
-            .unwrap_or_default(),
+        revoked,
         revoked_stamp,
     })
 }

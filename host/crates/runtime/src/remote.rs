@@ -94,9 +94,10 @@ impl Registry {
         toka_oci::pull(reference, &self.store, &self.config, &self.keys, progress).await
     }
 
-    /// [`Registry::pull`] from blocking code: on the current Tokio runtime
-    /// when there is one (the caller must be on a blocking thread, as loads
-    /// are), else on a runtime of its own.
+    /// [`Registry::pull`] from blocking code, on any thread: the pull runs
+    /// on a runtime of its own on a helper thread, so it neither needs nor
+    /// blocks the caller's runtime (a current-thread runtime cannot block in
+    /// place).
     ///
     /// # Errors
     ///
@@ -107,17 +108,24 @@ impl Registry {
         reference: &Reference,
         progress: &(dyn Fn(Progress) + Send + Sync),
     ) -> Result<Pulled, OciError> {
-        let fut = self.pull(reference, progress);
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => tokio::task::block_in_place(|| handle.block_on(fut)),
-            Err(_) => tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| OciError::Store {
-                    path: self.store.root().to_path_buf(),
-                    source: e,
-                })?
-                .block_on(fut),
-        }
+        let no_runtime = |e: std::io::Error| OciError::Store {
+            path: self.store.root().to_path_buf(),
+            source: e,
+        };
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(no_runtime)?
+                    .block_on(self.pull(reference, progress))
+            })
+            .join()
+            .unwrap_or_else(|_| {
+                Err(no_runtime(std::io::Error::other(
+                    "the pull thread panicked",
+                )))
+            })
+        })
     }
 }
