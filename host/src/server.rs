@@ -10,10 +10,10 @@
 
 mod agents;
 mod auth;
-mod error;
+pub(crate) mod error;
 mod limit;
 mod listen;
-mod metrics;
+pub(crate) mod metrics;
 mod router;
 mod status;
 mod tools;
@@ -26,7 +26,6 @@ use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::time::{Duration, Instant};
 use toka_runtime::agents::AgentHost;
 use toka_runtime::audit::AuditLog;
@@ -148,13 +147,11 @@ pub(crate) struct App {
     pub(crate) runtime: Arc<Runtime>,
     pub(crate) catalog: Arc<LiveCatalog>,
     pub(crate) agents: Arc<AgentHost>,
-    pub(crate) permits: tokio::sync::Semaphore,
-    pub(crate) in_flight: AtomicUsize,
-    pub(crate) calls: AtomicU64,
+    /// Every outside call's way in (shared with `/mcp`).
+    pub(crate) door: Arc<crate::door::Door>,
     pub(crate) started: Instant,
     pub(crate) hosts: Vec<String>,
     pub(crate) events: tokio::sync::broadcast::Sender<Value>,
-    pub(crate) metrics: metrics::Metrics,
     /// The token check, when `--auth-keys` is given.
     pub(crate) auth: Option<auth::Auth>,
     /// Set when the server stops: event streams end.
@@ -226,10 +223,15 @@ pub async fn serve(engine: TokaEngine, options: ServeOptions) -> Result<(), Serv
         audit,
     });
     let event_tx = tokio::sync::broadcast::channel(4096).0;
+    let door = Arc::new(crate::door::Door::new(
+        options.max_concurrent,
+        event_tx.clone(),
+    ));
     // With tokens, a tool list depends on the token: private to it.
     let mcp = Arc::new(crate::mcp::Hub::new(
         runtime.clone(),
         catalog.clone(),
+        door.clone(),
         auth.is_some(),
     ));
     let agents = Arc::new(match &options.state.url {
@@ -274,17 +276,14 @@ pub async fn serve(engine: TokaEngine, options: ServeOptions) -> Result<(), Serv
         ]
     };
     let app = Arc::new(App {
-        permits: tokio::sync::Semaphore::new(options.max_concurrent),
         options,
         runtime,
         catalog,
         agents,
-        in_flight: AtomicUsize::new(0),
-        calls: AtomicU64::new(0),
+        door,
         started: Instant::now(),
         hosts,
         events: event_tx,
-        metrics: metrics::Metrics::default(),
         auth,
         stopping: tokio::sync::watch::channel(false).0,
         mcp,

@@ -260,6 +260,16 @@ fn over_http(lang: Lang) {
             dir.path(),
         );
     }
+    // `/mcp` walks through the same door as the HTTP API: its calls are
+    // counted, a cancelled one as `cancelled`, and none is left in flight.
+    let (code, metrics) = s.curl("GET", "/metrics", None, &[]);
+    assert_eq!(code, 200, "{metrics}");
+    assert!(
+        metrics.contains(r#"toka_calls_total{tool="hello",outcome="ok"}"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"outcome="cancelled"}"#), "{metrics}");
+    assert!(metrics.contains("toka_calls_in_flight 0"), "{metrics}");
 }
 
 #[test]

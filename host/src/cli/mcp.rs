@@ -80,7 +80,13 @@ async fn serve(args: &McpArgs) -> Result<(), String> {
         llm,
         audit,
     });
-    let hub = Arc::new(Hub::new(runtime, catalog.clone(), false));
+    // One client on stdio: as many calls at once as it sends; events are
+    // for HTTP's /v1/events, which stdio has not.
+    let door = Arc::new(crate::door::Door::new(
+        usize::MAX,
+        tokio::sync::broadcast::channel(1).0,
+    ));
+    let hub = Arc::new(Hub::new(runtime, catalog.clone(), door, false));
     let interval = args.reload_interval.0.max(Duration::from_millis(10));
     reload(&hub, true).await;
     let watcher = {

@@ -26,7 +26,7 @@ use toka_runtime::call::{CallCtx, Caller};
 use toka_runtime::catalog::Tool as LoadedTool;
 use toka_runtime::events::{EventSink, HostEvent};
 use toka_runtime::sandbox::SandboxIo;
-use toka_spec::outcome::{CallError, Outcome, Output};
+use toka_spec::outcome::{CallError, ErrorKind, Outcome, Output};
 use toka_spec::policy::CallerScope;
 
 /// How long a client may treat a tool list as fresh; a hot swap sends
@@ -88,6 +88,15 @@ fn result_of(outcome: &Outcome) -> CallToolResult {
         ))]),
         Err(e) => CallToolResult::error(vec![ContentBlock::text(error_text(e))]),
     }
+}
+
+/// A call the door turned away: a tool result the agent can act on (retry),
+/// not a protocol fault.
+fn busy_result(busy: &crate::door::Busy) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(format!(
+        "{busy} ({})",
+        ErrorKind::Busy
+    ))])
 }
 
 fn error_text(e: &CallError) -> String {
@@ -153,11 +162,14 @@ impl ServerHandler for McpHandler {
         let (events, progress) = progress_events(&cx, &name);
         let mut ctx = CallCtx::new(caller, SandboxIo::captured(&name, 0, events));
         ctx.scope = scope;
-        let call = self.hub.runtime.call(tool, input, ctx);
+        let call = self.hub.door.call(&self.hub.runtime, tool, input, ctx);
         // Cancelling the request (closing its stream, or
         // notifications/cancelled) drops the call, and with it the sandbox.
         let outcome = tokio::select! {
-            o = call => o,
+            o = call => match o {
+                Ok(o) => o,
+                Err(busy) => return Ok(busy_result(&busy).into()),
+            },
             () = cx.ct.cancelled() => {
                 return Err(ErrorData::internal_error("cancelled", None));
             }

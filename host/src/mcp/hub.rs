@@ -3,6 +3,7 @@
 //! (2026-07-28) `subscriptions/listen` streams and legacy (2025-11-25)
 //! sessions, which get `notifications/tools/list_changed`.
 
+use crate::door::Door;
 use rmcp::RoleServer;
 use rmcp::service::{Peer, SubscriptionSink};
 use std::sync::{Arc, Mutex};
@@ -13,6 +14,8 @@ use toka_runtime::catalog::LiveCatalog;
 pub(crate) struct Hub {
     pub(crate) runtime: Arc<Runtime>,
     pub(crate) catalog: Arc<LiveCatalog>,
+    /// The way in every call shares with the HTTP API.
+    pub(crate) door: Arc<Door>,
     /// True for `serve`'s `/mcp` with `--auth-keys`: tool lists depend on
     /// the token, so they are `cacheScope: private`.
     pub(crate) per_token: bool,
@@ -21,10 +24,16 @@ pub(crate) struct Hub {
 }
 
 impl Hub {
-    pub(crate) fn new(runtime: Arc<Runtime>, catalog: Arc<LiveCatalog>, per_token: bool) -> Hub {
+    pub(crate) fn new(
+        runtime: Arc<Runtime>,
+        catalog: Arc<LiveCatalog>,
+        door: Arc<Door>,
+        per_token: bool,
+    ) -> Hub {
         Hub {
             runtime,
             catalog,
+            door,
             per_token,
             sinks: Mutex::new(Vec::new()),
             peers: Mutex::new(Vec::new()),

@@ -8,7 +8,6 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 /// Upper bounds (seconds) of the call latency histogram.
@@ -59,7 +58,7 @@ fn label(v: &str) -> String {
 
 pub(crate) async fn metrics(State(app): State<Arc<App>>) -> Response {
     let mut out = String::new();
-    let m = &app.metrics;
+    let m = app.door.metrics();
     let _ = writeln!(
         out,
         "# HELP toka_calls_total Tool calls by tool and outcome.\n# TYPE toka_calls_total counter"
@@ -106,11 +105,7 @@ pub(crate) async fn metrics(State(app): State<Arc<App>>) -> Response {
         out,
         "# HELP toka_calls_in_flight Calls running now.\n# TYPE toka_calls_in_flight gauge"
     );
-    let _ = writeln!(
-        out,
-        "toka_calls_in_flight {}",
-        app.in_flight.load(Ordering::Relaxed)
-    );
+    let _ = writeln!(out, "toka_calls_in_flight {}", app.door.in_flight());
     let _ = writeln!(
         out,
         "# HELP toka_tools_loaded Tools being served.\n# TYPE toka_tools_loaded gauge"

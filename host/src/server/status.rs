@@ -7,7 +7,6 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use toka_runtime::audit::unix_seconds;
 
 pub(crate) async fn health() -> Response {
@@ -28,8 +27,8 @@ pub(crate) async fn status(State(app): State<Arc<App>>) -> Response {
     let errors = app.catalog.errors();
     axum::Json(json!({
         "uptime_s": app.started.elapsed().as_secs_f64(),
-        "in_flight": app.in_flight.load(Ordering::Relaxed),
-        "calls": app.calls.load(Ordering::Relaxed),
+        "in_flight": app.door.in_flight(),
+        "calls": app.door.calls(),
         "manifests": app.catalog.dir(),
         "directory_error": app.catalog.dir_error(),
         "tools": tools.values().map(|t| json!({

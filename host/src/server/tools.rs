@@ -13,13 +13,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Instant;
 use toka_runtime::call::{CallCtx, Caller};
 use toka_runtime::events;
 use toka_runtime::sandbox::SandboxIo;
 use toka_spec::outcome::{ErrorKind, Outcome};
-use toka_spec::policy::CallerScope;
 
 /// Every tool the caller may call, with its input schema.
 pub(crate) async fn list_tools(
@@ -46,8 +43,8 @@ pub(crate) async fn list_tools(
     .into_response()
 }
 
-/// Calls a tool and answers with its outcome; every answer, refusals
-/// included, is counted in `/metrics`.
+/// Calls a tool through the door and answers with its outcome; every
+/// answer, refusals included, is counted in `/metrics`.
 pub(crate) async fn invoke_tool(
     State(app): State<Arc<App>>,
     UrlPath(name): UrlPath<String>,
@@ -56,30 +53,11 @@ pub(crate) async fn invoke_tool(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let started = Instant::now();
-    let scope = who.map(|w| w.0.0);
-    let (response, outcome, limit) = invoke(&app, &name, peer, scope, &headers, &body).await;
-    app.metrics.record(
-        &name,
-        &outcome,
-        limit.as_deref(),
-        started.elapsed().as_secs_f64(),
-    );
-    response
-}
-
-/// The response, the outcome's word (`ok` or the error kind) and the limit
-/// that ended the call, if one did.
-async fn invoke(
-    app: &Arc<App>,
-    name: &str,
-    peer: SocketAddr,
-    scope: Option<Arc<dyn CallerScope>>,
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> (Response, String, Option<String>) {
-    let refuse = |kind: ErrorKind, message: &str| (error(kind, message), kind.to_string(), None);
-    let Some(tool) = app.catalog.tool(name) else {
+    let refuse = |kind: ErrorKind, message: &str| {
+        app.door.refused(&name, kind);
+        error(kind, message)
+    };
+    let Some(tool) = app.catalog.tool(&name) else {
         return refuse(ErrorKind::NotFound, &format!("no tool named `{name}`"));
     };
     if tool.is_workflow() {
@@ -93,7 +71,7 @@ async fn invoke(
     let input: Value = if body.is_empty() {
         json!({})
     } else {
-        match serde_json::from_slice(body) {
+        match serde_json::from_slice(&body) {
             Ok(v) => v,
             Err(e) => {
                 return refuse(
@@ -103,59 +81,28 @@ async fn invoke(
             }
         }
     };
-    let Ok(_permit) = app.permits.try_acquire() else {
-        let kind = ErrorKind::Busy;
-        return (
-            retry_later(
-                kind,
-                &format!(
-                    "{} calls are running, the most this server allows; retry shortly",
-                    app.options.max_concurrent
-                ),
-            ),
-            kind.to_string(),
-            None,
-        );
-    };
-    app.in_flight.fetch_add(1, Ordering::Relaxed);
-    let id = app.calls.fetch_add(1, Ordering::Relaxed) + 1;
     let caller = headers
         .get("x-toka-caller")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .unwrap_or_else(|| peer.to_string());
-    let version = tool.spec.as_ref().map(|s| s.version.clone());
-    let _ = app
-        .events
-        .send(json!({ "event": "call-started", "id": id, "tool": name, "version": version }));
-    let started = Instant::now();
     let mut ctx = CallCtx::new(
         Caller::Peer(caller),
-        SandboxIo::captured(name, 0, events::discard()),
+        SandboxIo::captured(&name, 0, events::discard()),
     );
     ctx.collect_logs = true;
-    ctx.scope = scope;
-    let outcome = app.runtime.call(tool, input, ctx).await;
-    let seconds = started.elapsed().as_secs_f64();
-    app.in_flight.fetch_sub(1, Ordering::Relaxed);
-    let (status, word, limit) = answer(&outcome);
-    let _ = app.events.send(json!({
-        "event": "call-finished", "id": id, "tool": name, "version": version,
-        "outcome": word, "status": status.as_u16(), "wall_time_ms": seconds * 1000.0,
-    }));
-    let body = body_of(&outcome);
-    (with_body(status, body), word, limit)
+    ctx.scope = who.map(|w| w.0.0);
+    match app.door.call(&app.runtime, tool, input, ctx).await {
+        Ok(outcome) => with_body(answer(&outcome), body_of(&outcome)),
+        Err(busy) => retry_later(ErrorKind::Busy, &busy.to_string()),
+    }
 }
 
-/// The status, the outcome's word and the limit of a call's outcome.
-fn answer(outcome: &Outcome) -> (StatusCode, String, Option<String>) {
+/// The status of a call's outcome.
+fn answer(outcome: &Outcome) -> StatusCode {
     match &outcome.result {
-        Ok(_) => (StatusCode::OK, "ok".into(), None),
-        Err(e) => (
-            status_of(e.kind()),
-            e.kind().to_string(),
-            e.limit().map(|l| l.name().to_string()),
-        ),
+        Ok(_) => StatusCode::OK,
+        Err(e) => status_of(e.kind()),
     }
 }
 
