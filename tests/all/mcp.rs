@@ -181,6 +181,10 @@ fn check_cancel(v: &Value) {
     if let Some(after) = v["cpu_after_cancel"].as_f64() {
         assert!(after < 0.2, "the sandbox stops with the cancel: {v}");
     }
+    if let Some(ms) = v["stopped_after_ms"].as_f64() {
+        // Reported, not asserted: docs/PERFORMANCE.md has the numbers.
+        eprintln!("mcp cancel: the sandbox stopped {ms:.0} ms after the cancel");
+    }
     assert_eq!(v["still_serving"]["greeting"], "Hello, after!", "{v}");
 }
 

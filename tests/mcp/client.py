@@ -80,11 +80,28 @@ def server_pid():
     return None
 
 
+def cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def stopped_after_ms(pid, quiet=0.1, limit=5.0):
+    """How long after now the process stops using CPU: the last tick it
+    spent before `quiet` seconds without one (clock ticks are 10 ms)."""
+    start = time.monotonic()
+    last, changed = cpu_ticks(pid), start
+    while time.monotonic() - changed < quiet and time.monotonic() - start < limit:
+        time.sleep(0.002)
+        now = cpu_ticks(pid)
+        if now != last:
+            last, changed = now, time.monotonic()
+    return (changed - start) * 1000.0
+
+
 def cpu_seconds(pid, window):
     def ticks():
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])
+        return cpu_ticks(pid)
     hz = os.sysconf("SC_CLK_TCK")
     before = ticks()
     time.sleep(window)
@@ -149,6 +166,8 @@ async def cancel(args):
         out["cancelled"] = True
         out["waited_s"] = time.monotonic() - start
         if pid:
+            # Cancel latency: from the cancel to the sandbox's last CPU tick.
+            out["stopped_after_ms"] = await anyio.to_thread.run_sync(stopped_after_ms, pid)
             await asyncio.sleep(0.3)
             out["cpu_after_cancel"] = cpu_seconds(pid, 1.0)
         r = await c.call_tool("hello", {"name": "after"})
