@@ -3,6 +3,7 @@
 
 pub mod exec;
 pub mod mcp;
+pub mod new;
 pub mod oci;
 pub mod orchestrate;
 pub mod progress;
@@ -115,6 +116,11 @@ pub enum Command {
     /// (cosign-compatible).
     #[command(subcommand)]
     Signing(oci::SigningCommand),
+
+    /// Create a plugin folder that builds and runs: source, manifest, WIT,
+    /// build script and a test input.
+    #[command(after_help = new::AFTER_HELP)]
+    New(new::NewArgs),
 
     /// Print a shell completion script, generated from these flags:
     /// `toka-host completions bash > /etc/bash_completion.d/toka-host`.

@@ -60,6 +60,7 @@ fn main() -> ExitCode {
             Command::Push(args) => cli::oci::push(*args).await,
             Command::Pull(args) => cli::oci::pull(*args).await,
             Command::Signing(cmd) => cli::oci::signing(cmd),
+            Command::New(args) => cli::new::run(&args),
             c @ (Command::Completions { .. } | Command::Man) => cli::generated(&c),
         }
     });

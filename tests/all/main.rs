@@ -13,6 +13,7 @@ mod limits;
 mod manifest_ui;
 mod mcp;
 mod network;
+mod new;
 mod oci;
 mod registry;
 mod serve;
