@@ -28,9 +28,13 @@ pub(crate) fn service(
     hub: Arc<Hub>,
     options: HttpOptions,
 ) -> StreamableHttpService<McpHandler, LocalSessionManager> {
+    // A plain JSON answer when a call sends nothing before its result (the
+    // SDK falls back to an event stream as soon as a progress notification
+    // comes first): no stream to open and close for every call.
     let mut config = StreamableHttpServerConfig::default()
         .with_cancellation_token(options.stop)
-        .with_max_request_body_bytes(options.max_body);
+        .with_max_request_body_bytes(options.max_body)
+        .with_json_response(true);
     config = if options.hosts.is_empty() {
         config.disable_allowed_hosts()
     } else {
