@@ -27,7 +27,8 @@ fn entries(cache: &Path) -> Vec<PathBuf> {
     for engine_dir in std::fs::read_dir(cache).expect("ls").flatten() {
         if engine_dir.path().is_dir() {
             for e in std::fs::read_dir(engine_dir.path()).expect("ls").flatten() {
-                if e.file_name().to_string_lossy().starts_with("component-") {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with("component-") && name.ends_with(".cwasm") {
                     found.push(e.path());
                 }
             }
@@ -62,6 +63,8 @@ fn corrupt_and_foreign_entries_are_recompiled_not_trusted() {
     std::fs::write(&entry, &bytes).expect("write");
     let v = hello_json(&cache);
     assert_eq!(state(&v), "rejected", "{v}");
+    let reason = v["compile"]["cache"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("changed on disk"), "{v}");
     assert_eq!(
         state(&hello_json(&cache)),
         "hit",
@@ -72,13 +75,143 @@ fn corrupt_and_foreign_entries_are_recompiled_not_trusted() {
     std::fs::write(&entry, b"TOKAC").expect("write");
     assert_eq!(state(&hello_json(&cache)), "rejected");
 
-    // An entry from another cache (another key) is foreign.
+    // An entry from another cache (another key) is foreign: its record's
+    // tag does not verify under this cache's key.
     let other = dir.path().join("other");
     hello_json(&other);
     let foreign = entries(&other).pop().expect("entry");
     std::fs::copy(&foreign, &entry).expect("copy");
-    assert_eq!(state(&hello_json(&cache)), "rejected");
+    std::fs::copy(foreign.with_extension("auth"), entry.with_extension("auth")).expect("copy");
+    let v = hello_json(&cache);
+    assert_eq!(state(&v), "rejected");
+    assert!(
+        v["compile"]["cache"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("tag"),
+        "{v}"
+    );
     assert_eq!(state(&hello_json(&cache)), "hit");
+
+    // An entry changed in place with its size and mtime kept: the ctime
+    // gives it away.
+    let meta = std::fs::metadata(&entry).expect("stat");
+    let mut bytes = std::fs::read(&entry).expect("read");
+    let mid = bytes.len() / 3;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&entry, &bytes).expect("write");
+    set_mtime(&entry, meta.modified().expect("mtime"));
+    let v = hello_json(&cache);
+    assert_eq!(state(&v), "rejected", "{v}");
+    assert_eq!(state(&hello_json(&cache)), "hit");
+}
+
+fn set_mtime(path: &Path, mtime: std::time::SystemTime) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(mtime))
+        .expect("restore mtime");
+    let now = std::fs::metadata(path).expect("stat");
+    assert_eq!(now.modified().expect("mtime"), mtime);
+}
+
+fn sha256(path: &Path) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("a digest")
+        .to_string()
+}
+
+/// The index that spares a warm start from hashing the wasm trusts a file
+/// only while its identity is unchanged: the same size and a restored mtime
+/// do not fool it (a write moves the ctime), so the new code runs, and a
+/// pinned manifest's pin is checked against the new bytes.
+#[test]
+fn a_replaced_wasm_of_the_same_size_and_mtime_is_detected() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = dir.path().join("cache");
+    let wasm = dir.path().join("greet.wasm");
+    std::fs::copy(plugin("hello"), &wasm).expect("copy");
+    let manifest = dir.path().join("greet.yaml");
+    let hello_yaml =
+        std::fs::read_to_string(crate::harness::repo().join("manifests/hello.yaml")).expect("yaml");
+    let pinned = hello_yaml.replace(
+        "path: ../plugins/build/hello.wasm",
+        &format!(
+            "path: {}
+    sha256: {}",
+            wasm.display(),
+            sha256(&wasm)
+        ),
+    );
+    assert_ne!(pinned, hello_yaml);
+    std::fs::write(&manifest, pinned).expect("write");
+    // A record taken right after a file changed is not trusted (timestamps
+    // are coarse); wait until this copy is old enough to be indexed.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+
+    let run = |target: &Path| {
+        toka([
+            "run",
+            &target.display().to_string(),
+            "--param",
+            "name=Ada",
+            "--json",
+        ])
+        .cache(Some(cache.clone()))
+        .run()
+    };
+    let first = run(&manifest);
+    first.assert_code(0);
+    assert_eq!(first.json()["output"]["greeting"], "Hello, Ada!");
+    let engine_dir = cache
+        .read_dir()
+        .expect("ls")
+        .flatten()
+        .find(|e| e.path().is_dir())
+        .expect("an engine directory")
+        .path();
+    let records = std::fs::read_dir(engine_dir)
+        .expect("ls")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("wasm-"))
+        .count();
+    assert_eq!(records, 1, "the wasm's digest is recorded");
+    let warm = run(&manifest);
+    warm.assert_code(0);
+    assert_eq!(state(&warm.json()), "hit");
+
+    // Same size, one byte of the greeting changed, mtime restored.
+    let before = std::fs::metadata(&wasm).expect("stat");
+    let mut bytes = std::fs::read(&wasm).expect("read");
+    let at = bytes
+        .windows(7)
+        .position(|w| w == b"Hello, ")
+        .expect("the greeting is in the wasm");
+    bytes[at] = b'J';
+    std::fs::write(&wasm, &bytes).expect("write");
+    set_mtime(&wasm, before.modified().expect("mtime"));
+    assert_eq!(std::fs::metadata(&wasm).expect("stat").len(), before.len());
+
+    let pin = run(&manifest);
+    assert_ne!(pin.code, 0, "{}", pin.stderr);
+    assert_eq!(
+        pin.json()["error"]["kind"],
+        "hash-mismatch",
+        "{}",
+        pin.stdout
+    );
+    pin.assert_stdout_has("spec.executable.sha256");
+    let swapped = run(&wasm);
+    swapped.assert_code(0);
+    assert_eq!(swapped.json()["output"]["greeting"], "Jello, Ada!");
+    assert_eq!(state(&swapped.json()), "miss", "new code, compiled");
 }
 
 #[test]

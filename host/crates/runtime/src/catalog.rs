@@ -3,8 +3,11 @@
 //!
 //! Loading is one function ([`load`]): the executable is read once, capped,
 //! and checked against its pin on exactly the bytes that will be compiled or
-//! run ([`read_executable`]); wasm is compiled through the cache and linked;
-//! a script's vetted bytes are kept, so what runs is what was checked. Two
+//! run ([`read_executable`]); wasm is compiled through the cache and linked
+//! (a warm start takes the wasm's digest, checked against the pin, from the
+//! cache's authenticated record of the unchanged file, and reads no wasm:
+//! [`load_wasm`]); a script's vetted bytes are kept, so what runs is what
+//! was checked. Two
 //! catalogs share it: a directory loaded on demand ([`DirCatalog`], for
 //! `run` and `orchestrate`) and the live, hot-swapped table of `serve`
 //! ([`LiveCatalog`]).
@@ -286,6 +289,63 @@ pub fn read_executable(spec: &ToolSpec) -> Result<(Vec<u8>, Sha256Hex), LoadErro
     Ok((bytes, digest))
 }
 
+/// Compiles the wasm at `path`, or loads it from the cache, checked against
+/// `spec`'s pin if there is one.
+///
+/// A warm start reads neither the wasm nor its hash: while the cache's
+/// authenticated record vouches that the file (device, inode, size, mtime,
+/// ctime) is unchanged since it was last hashed, the recorded digest is the
+/// file's digest, so the pin is checked against it and the compiled code is
+/// mapped from the cache. Otherwise the file is read once, capped, hashed
+/// and checked, exactly as [`read_executable`] does, and those bytes are
+/// compiled.
+///
+/// # Errors
+///
+/// [`LoadError::Read`], [`LoadError::TooLarge`], [`LoadError::Pin`] or
+/// [`LoadError::Wasm`].
+pub fn load_wasm(
+    engine: &TokaEngine,
+    path: &Path,
+    spec: Option<&ToolSpec>,
+) -> Result<engine::Loaded, LoadError> {
+    let read = |source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let pin = |digest: &Sha256Hex| match spec {
+        Some(spec) => {
+            manifest::check_pin(spec, digest).map_err(|mismatch| LoadError::Pin { mismatch })
+        }
+        None => Ok(()),
+    };
+    let wasm = engine::WasmFile::open(path).map_err(read)?;
+    if wasm.size() <= MAX_EXECUTABLE_BYTES
+        && let Some(digest) = engine.known_digest(&wasm)
+    {
+        pin(&digest)?;
+        if let Some(loaded) = engine.load_cached(&digest) {
+            return Ok(loaded);
+        }
+    }
+    let bytes = wasm
+        .read_capped(MAX_EXECUTABLE_BYTES)
+        .map_err(read)?
+        .ok_or_else(|| LoadError::TooLarge {
+            path: path.to_path_buf(),
+            limit: MAX_EXECUTABLE_BYTES,
+        })?;
+    let digest = Sha256Hex::of(&bytes);
+    pin(&digest)?;
+    engine.remember_digest(&wasm, &digest);
+    engine
+        .load_with_digest(&bytes, digest)
+        .map_err(|source| LoadError::Wasm {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
 /// A manifest whose code is in a registry (`spec.executable.path:
 /// oci://…@sha256:…`) gets the path of the pulled component; any other is
 /// returned as it is.
@@ -321,32 +381,29 @@ fn resolve_remote(engine: &TokaEngine, mut spec: ToolSpec) -> Result<ToolSpec, L
 /// [`LoadError`] naming the file and what is wrong.
 pub fn load(engine: &TokaEngine, spec: ToolSpec) -> Result<Tool, LoadError> {
     let spec = resolve_remote(engine, spec)?;
-    let (bytes, digest) = read_executable(&spec)?;
     let name = spec.name.to_string();
-    let code = if spec.executable.kind.is_wasm() {
-        let loaded = engine
-            .load_with_digest(&bytes, digest.clone())
-            .map_err(|source| LoadError::Wasm {
-                path: spec.executable.path.clone(),
-                source,
-            })?;
-        Code::Wasm(
+    let (code, digest) = if spec.executable.kind.is_wasm() {
+        let loaded = load_wasm(engine, &spec.executable.path, Some(&spec))?;
+        let digest = loaded.digest.clone();
+        let wasm =
             Wasm::new(engine, &name, loaded, Some(spec.executable.kind)).map_err(|source| {
                 LoadError::Link {
                     file: spec.manifest.clone(),
                     source: Box::new(source),
                 }
-            })?,
-        )
+            })?;
+        (Code::Wasm(wasm), digest)
     } else {
-        Code::Script(Script {
+        let (bytes, digest) = read_executable(&spec)?;
+        let script = Script {
             bytes: bytes.into(),
             file_name: spec
                 .executable
                 .path
                 .file_name()
                 .map_or_else(|| "tool".into(), |n| n.to_os_string()),
-        })
+        };
+        (Code::Script(script), digest)
     };
     Ok(Tool {
         name,
@@ -363,13 +420,8 @@ pub fn load(engine: &TokaEngine, spec: ToolSpec) -> Result<Tool, LoadError> {
 ///
 /// [`LoadError`] naming the file and what is wrong.
 pub fn load_file(engine: &TokaEngine, path: &Path, name: &str) -> Result<Tool, LoadError> {
-    let (bytes, digest) = read_wasm(path)?;
-    let loaded = engine
-        .load_with_digest(&bytes, digest.clone())
-        .map_err(|source| LoadError::Wasm {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    let loaded = load_wasm(engine, path, None)?;
+    let digest = loaded.digest.clone();
     let wasm = Wasm::new(engine, name, loaded, None).map_err(|source| LoadError::Link {
         file: path.to_path_buf(),
         source: Box::new(source),

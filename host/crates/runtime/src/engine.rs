@@ -2,14 +2,18 @@
 //! ticker, and loading plugins through the compile cache.
 
 mod cache;
+mod record;
 
-pub use cache::{CompileCache, EntryKind, Miss};
+pub use cache::{CompileCache, Entry, EntryKind, Miss};
 
 use crate::remote::{Registry, RegistrySettings};
 use serde::Serialize;
+use std::fs::File;
 use std::hash::{Hash, Hasher};
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
 use toka_spec::manifest::Sha256Hex;
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine, Module};
@@ -241,7 +245,7 @@ impl TokaEngine {
         let mut status = match &self.cache {
             Err(why) => CacheStatus::Off(why.clone()),
             Ok(cache) => match cache.get(kind, digest.as_str()) {
-                Ok(payload) => match self.deserialize(kind, &payload) {
+                Ok(entry) => match self.deserialize(kind, entry) {
                     Some(compiled) => {
                         return Ok(Loaded {
                             compiled,
@@ -284,20 +288,114 @@ impl TokaEngine {
         })
     }
 
-    fn deserialize(&self, kind: EntryKind, payload: &[u8]) -> Option<Compiled> {
-        // SAFETY: `payload` passed the cache's MAC check, so it is exactly
-        // what this host's own `serialize` produced; wasmtime additionally
-        // checks that it was compiled for this engine's configuration.
+    /// The digest `wasm` had when it was last hashed, if the cache's
+    /// authenticated record says the file is unchanged since; then neither
+    /// its bytes nor their hash are needed (see `engine/cache`'s header).
+    pub fn known_digest(&self, wasm: &WasmFile) -> Option<Sha256Hex> {
+        let hex = self.cache.as_ref().ok()?.known_digest(&wasm.meta)?;
+        Sha256Hex::try_from(hex).ok()
+    }
+
+    /// Records that `wasm`, read whole, hashed to `digest`, so the next
+    /// start can skip both (only if the file did not change meanwhile).
+    pub fn remember_digest(&self, wasm: &WasmFile, digest: &Sha256Hex) {
+        if let (Ok(cache), Ok(after)) = (&self.cache, wasm.file.metadata()) {
+            cache.remember_digest(&wasm.meta, &after, wasm.opened_at, digest.as_str());
+        }
+    }
+
+    /// The compiled code for `digest` from the cache alone, without the
+    /// wasm: `None` when there is no trusted entry (then read the wasm and
+    /// [`TokaEngine::load_with_digest`] it, which says why).
+    pub fn load_cached(&self, digest: &Sha256Hex) -> Option<Loaded> {
+        let start = Instant::now();
+        let cache = self.cache.as_ref().ok()?;
+        for kind in [EntryKind::Component, EntryKind::Module] {
+            match cache.get(kind, digest.as_str()) {
+                Ok(entry) => {
+                    return self.deserialize(kind, entry).map(|compiled| Loaded {
+                        compiled,
+                        digest: digest.clone(),
+                        cache: CacheStatus::Hit,
+                        load_time: start.elapsed(),
+                    });
+                }
+                Err(Miss::Absent) => {}
+                Err(Miss::Rejected(_)) => return None,
+            }
+        }
+        None
+    }
+
+    fn deserialize(&self, kind: EntryKind, entry: Entry) -> Option<Compiled> {
+        // SAFETY: `entry` passed the cache's checks, so it is exactly what
+        // this host's own `serialize` produced, and the cache never writes
+        // to an entry file in place (it renames new ones over), so the
+        // mapping stays what was checked; wasmtime additionally checks that
+        // it was compiled for this engine's configuration.
         unsafe {
             match kind {
-                EntryKind::Component => Component::deserialize(&self.engine, payload)
-                    .ok()
-                    .map(Compiled::Component),
-                EntryKind::Module => Module::deserialize(&self.engine, payload)
+                EntryKind::Component => {
+                    // wasmtime maps a component only by path: name the open
+                    // descriptor, so what is mapped is the inode checked.
+                    let fd = PathBuf::from(format!("/proc/self/fd/{}", entry.file().as_raw_fd()));
+                    let path = if fd.exists() {
+                        fd
+                    } else {
+                        entry.path().to_path_buf()
+                    };
+                    Component::deserialize_file(&self.engine, &path)
+                        .ok()
+                        .map(Compiled::Component)
+                }
+                EntryKind::Module => Module::deserialize_open_file(&self.engine, entry.into_file())
                     .ok()
                     .map(Compiled::Module),
             }
         }
+    }
+}
+
+/// A wasm file opened for loading: the descriptor, what `fstat` said when
+/// it was opened, and when (all that [`TokaEngine::known_digest`] needs).
+pub struct WasmFile {
+    file: File,
+    meta: std::fs::Metadata,
+    opened_at: SystemTime,
+}
+
+impl WasmFile {
+    /// Opens `path`.
+    ///
+    /// # Errors
+    ///
+    /// When the file cannot be opened or inspected.
+    pub fn open(path: &Path) -> std::io::Result<WasmFile> {
+        let opened_at = SystemTime::now();
+        let file = File::open(path)?;
+        let meta = file.metadata()?;
+        Ok(WasmFile {
+            file,
+            meta,
+            opened_at,
+        })
+    }
+
+    /// The file's size when it was opened.
+    pub fn size(&self) -> u64 {
+        self.meta.len()
+    }
+
+    /// Reads the file from its start, at most `limit` bytes: `Ok(None)` when
+    /// it is larger (so a huge or endless file is never read whole).
+    ///
+    /// # Errors
+    ///
+    /// When the file cannot be read.
+    pub fn read_capped(&self, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
+        let mut bytes = Vec::with_capacity(usize::try_from(self.size().min(limit)).unwrap_or(0));
+        (&self.file).take(limit + 1).read_to_end(&mut bytes)?;
+        Ok((bytes.len() as u64 <= limit).then_some(bytes))
     }
 }
 
