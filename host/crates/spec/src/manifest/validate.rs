@@ -236,7 +236,9 @@ pub(super) fn validate(
             } else {
                 format!("{field}.{}", e.path)
             };
-            ManifestError::invalid(file, field, e.message)
+            // The schema compiler quotes the schema's values: cut long ones
+            // (fuzz finding 6, docs/RELIABILITY.md).
+            ManifestError::invalid(file, field, super::yaml::shorten_quoted(&e.message))
         })
     };
     let parameters = schema("spec.parameters", parameters)?;

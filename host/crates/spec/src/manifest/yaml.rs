@@ -16,7 +16,7 @@ pub fn from_yaml<T: serde::de::DeserializeOwned>(
     text: &str,
 ) -> Result<T, ManifestError> {
     let de = serde_yaml::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
         let field = if field == "." { String::new() } else { field };
         let inner = e.into_inner();
@@ -39,9 +39,56 @@ pub fn from_yaml<T: serde::de::DeserializeOwned>(
             file: file.to_path_buf(),
             line,
             field,
-            message: humane(&message),
+            message: shorten_quoted(&humane(&message)),
         }
+    })?;
+    unique_keys(file, text)?;
+    Ok(value)
+}
+
+/// A key given twice in one mapping is an error. Typed fields refuse it
+/// already, but a mapping read as JSON (`spec.parameters`, `agents[].input`)
+/// kept the last value silently, so a schema could say one thing at the top
+/// and the opposite further down (fuzz finding 5, docs/RELIABILITY.md).
+/// serde_yaml's own `Value` refuses duplicates; only that error is taken
+/// from it, without the key.
+fn unique_keys(file: &Path, text: &str) -> Result<(), ManifestError> {
+    let Err(e) = serde_yaml::from_str::<serde_yaml::Value>(text) else {
+        return Ok(());
+    };
+    let message = e.to_string();
+    let Some((field, _)) = message.split_once("duplicate entry") else {
+        return Ok(());
+    };
+    Err(ManifestError::Invalid {
+        file: file.to_path_buf(),
+        line: e.location().map(|l| l.line()),
+        field: field.trim_end_matches([' ', ':']).to_string(),
+        message: "a key is given twice in this mapping; give each key once".into(),
     })
+}
+
+/// Longest value a message quotes (`` `…` ``), in characters: a message
+/// says which value is wrong, it does not replay a 200 KiB scalar (found
+/// by the `manifest` fuzz target, docs/RELIABILITY.md).
+pub(crate) const MAX_QUOTED_CHARS: usize = 64;
+
+/// `message` with every backtick-quoted span longer than
+/// [`MAX_QUOTED_CHARS`] cut to that many characters and `…`.
+pub(crate) fn shorten_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(1024));
+    for (i, part) in message.split('`').enumerate() {
+        if i > 0 {
+            out.push('`');
+        }
+        if i % 2 == 1 && part.chars().count() > MAX_QUOTED_CHARS {
+            out.extend(part.chars().take(MAX_QUOTED_CHARS));
+            out.push('…');
+        } else {
+            out.push_str(part);
+        }
+    }
+    out
 }
 
 /// serde's message in the user's words: never the value read (the file may
@@ -58,7 +105,9 @@ fn humane(message: &str) -> String {
     }
     for prefix in ["invalid type: ", "invalid value: "] {
         if let Some(rest) = message.strip_prefix(prefix)
-            && let Some((found, expected)) = rest.split_once(", expected ")
+            // The last `, expected`: the value found (quoted first) may
+            // itself contain one (fuzz finding 4, docs/RELIABILITY.md).
+            && let Some((found, expected)) = rest.rsplit_once(", expected ")
         {
             // `string "…"`, `integer `42``, `map`: keep the kind only.
             let kind = found
@@ -92,5 +141,78 @@ fn expected_words(expected: &str) -> String {
         "f32" | "f64" => "a number".into(),
         "a boolean" | "bool" => "true or false".into(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// Fuzz finding 1 (docs/RELIABILITY.md): a long value or key was quoted
+    /// in full.
+    #[test]
+    fn long_values_and_keys_are_quoted_shortened() {
+        let long = "x".repeat(10_000);
+        for text in [
+            format!("metadata: {{ name: {long}, version: 1.0.0, description: d }}\nspec: {{}}\n"),
+            format!("metadata: {{ {long}: 1 }}\n"),
+            format!(
+                "metadata: {{ name: a, version: 1.0.0, description: d }}\nspec: {{ executable: {{ type: {long}, path: a }} }}\n"
+            ),
+        ] {
+            let e = from_yaml::<super::super::raw::RawManifest>(Path::new("/m.yaml"), &text)
+                .err()
+                .expect("refused");
+            let ManifestError::Invalid { message, .. } = &e else {
+                panic!("{e}");
+            };
+            assert!(message.len() < 400, "{message}");
+            assert!(
+                message.contains(&format!("`{}…`", "x".repeat(MAX_QUOTED_CHARS))),
+                "{message}"
+            );
+        }
+    }
+
+    /// Fuzz finding 4 (docs/RELIABILITY.md): a value containing
+    /// ", expected " had its tail printed.
+    #[test]
+    fn a_value_that_says_expected_is_not_printed() {
+        let text = "secret one, expected secret two\n";
+        let e = from_yaml::<super::super::raw::RawManifest>(Path::new("/m.yaml"), text)
+            .err()
+            .expect("refused");
+        let ManifestError::Invalid { message, .. } = &e else {
+            panic!("{e}");
+        };
+        assert!(!message.contains("secret"), "{message}");
+        assert!(
+            message.starts_with("found a string, expected a mapping"),
+            "{message}"
+        );
+    }
+
+    /// Fuzz finding 5 (docs/RELIABILITY.md): duplicate keys in a mapping
+    /// read as JSON were kept last-wins.
+    #[test]
+    fn a_key_given_twice_is_refused_with_the_place() {
+        let text = "metadata: { name: a, version: 1.0.0, description: d }\n\
+                    spec:\n  executable: { type: component, path: a.wasm }\n  \
+                    parameters: { type: object, additionalProperties: false, additionalProperties: true }\n";
+        let e = from_yaml::<super::super::raw::RawManifest>(Path::new("/m.yaml"), text)
+            .err()
+            .expect("refused");
+        let ManifestError::Invalid { field, message, .. } = &e else {
+            panic!("{e}");
+        };
+        assert_eq!(field, "spec.parameters", "{e}");
+        assert!(message.contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn short_quotes_are_kept_whole() {
+        let m = "`abc` is not a size: write 65536, `64MiB`";
+        assert_eq!(shorten_quoted(m), m);
     }
 }

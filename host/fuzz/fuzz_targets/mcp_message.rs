@@ -1,0 +1,27 @@
+//! MCP JSON-RPC messages as a client sends them, decoded with the model
+//! types of the rmcp version and features toka-host uses
+//! (`ClientJsonRpcMessage`), as its stdio and streamable-HTTP transports
+//! do.
+//!
+//! Dispatch (the host's `ServerHandler`, tool calls against the bundled
+//! tools) is not covered: the handler lives in the toka-host binary crate
+//! (host/src/mcp), which has no library target to link a fuzz target
+//! against.
+//!
+//! Invariants: no panic; a message that decodes re-encodes to JSON that
+//! decodes to the same message (compared as JSON values), and encoding is
+//! stable.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use rmcp::model::ClientJsonRpcMessage;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(m) = serde_json::from_slice::<ClientJsonRpcMessage>(data) {
+        let v = serde_json::to_value(&m).expect("a decoded message encodes");
+        let again: ClientJsonRpcMessage = serde_json::from_value(v.clone())
+            .unwrap_or_else(|e| panic!("re-encoded message does not decode: {e}\n{v}"));
+        let v2 = serde_json::to_value(&again).expect("encodes");
+        assert_eq!(v, v2, "decode → encode → decode is not stable");
+    }
+});

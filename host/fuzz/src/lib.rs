@@ -1,0 +1,188 @@
+//! What the fuzz targets share: a sandbox directory laid out like the repo
+//! (so seed manifests find their files), and the "no echo" check on error
+//! messages.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+/// Longest run of input bytes an error message may repeat verbatim when
+/// the input is not a manifest at all (`run /etc/passwd` must not print
+/// it). Field paths are exempt.
+pub const MAX_ECHO_NOT_A_MANIFEST: usize = 40;
+
+/// Longest value a manifest error may quote from the input, in bytes
+/// (toka-spec cuts a quote at 64 characters of up to 4 bytes, then `…`).
+pub const MAX_QUOTED_VALUE: usize = 64 * 4;
+
+/// A directory laid out like the repo around a manifest at `m/fuzz.yaml`:
+/// `../files/tool.wasm`, `../files/script.sh`, `../files/data/`,
+/// `../plugins/build/*.wasm`, `./data/`, `./scratch/`. Created once per
+/// process and left for the OS to clean (the fuzzer never returns).
+pub struct Sandbox {
+    /// Root of the layout.
+    pub root: PathBuf,
+    /// Where a fuzzed manifest is said to be read from.
+    pub manifest: PathBuf,
+}
+
+impl Sandbox {
+    /// Creates the layout under a new temporary directory.
+    pub fn new() -> Sandbox {
+        let root = tempfile::Builder::new()
+            .prefix("toka-fuzz-")
+            .tempdir()
+            .expect("tempdir")
+            .keep();
+        let wasm = b"\0asm\x0d\0\x01\0";
+        for d in [
+            "m/data",
+            "m/scratch",
+            "files/data",
+            "plugins/build",
+            "scripts/tools",
+        ] {
+            std::fs::create_dir_all(root.join(d)).expect("mkdir");
+        }
+        std::fs::write(root.join("files/tool.wasm"), wasm).expect("write");
+        std::fs::write(root.join("files/script.sh"), b"#!/bin/sh\necho hi\n").expect("write");
+        for name in [
+            "hello",
+            "file-reader",
+            "date-validator",
+            "summarize-file",
+            "text-stats",
+            "text-stats-py",
+            "text-stats-js",
+            "text-stats-c",
+        ] {
+            std::fs::write(root.join(format!("plugins/build/{name}.wasm")), wasm).expect("write");
+        }
+        for name in ["validate-env.sh", "setup-toka-testing.sh"] {
+            std::fs::write(root.join("scripts/tools").join(name), b"#!/bin/sh\n").expect("write");
+        }
+        let manifest = root.join("m/fuzz.yaml");
+        Sandbox { root, manifest }
+    }
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Sandbox::new()
+    }
+}
+
+/// The first run of at least `n` bytes of `input` that `message` repeats,
+/// ignoring runs made only of characters that appear in field paths
+/// (`spec.security.sandbox.readonly_paths[0]`) and ASCII punctuation/space,
+/// which any manifest error legitimately names.
+pub fn echoed<'m>(input: &[u8], message: &'m str, n: usize) -> Option<&'m str> {
+    if input.len() < n || message.len() < n {
+        return None;
+    }
+    let windows: HashSet<&[u8]> = input.windows(n).collect();
+    let bytes = message.as_bytes();
+    (0..=bytes.len() - n).find_map(|i| {
+        let w = &bytes[i..i + n];
+        if !windows.contains(w) || is_field_words(w) {
+            return None;
+        }
+        message.get(i..i + n).or(Some("<non-UTF-8 boundary>"))
+    })
+}
+
+fn is_field_words(w: &[u8]) -> bool {
+    w.iter()
+        .all(|b| b.is_ascii_lowercase() || b"._[]0123456789 -`:,()'".contains(b))
+}
+
+/// Like [`echoed`], but a run the message contains for any input (our own
+/// words, which the fuzzer learns and copies into its inputs) is not an
+/// echo: each candidate is checked again with that run blanked out of the
+/// input (its letters and digits made `Q`s); only a run that then leaves
+/// the message was taken from the input.
+pub fn echoed_from_input(
+    input: &str,
+    message: &str,
+    n: usize,
+    reparse: impl Fn(&str) -> Option<String>,
+) -> Option<String> {
+    // An unknown key is named (that is how a typo is found); its length is
+    // bounded by the quoted-value check. Values are never named here.
+    // (The key may hold backticks itself: cut to serde's last "`, expected".)
+    let message = match message.split_once("unknown field `") {
+        Some((head, rest)) => {
+            let tail = rest.rfind("`, expected").map_or("", |i| &rest[i..]);
+            format!("{head}{tail}")
+        }
+        None => message.to_string(),
+    };
+    let run = echoed(input.as_bytes(), &message, n)?.to_string();
+    if OUR_WORDS.iter().any(|w| w.contains(&run)) {
+        return None;
+    }
+    // Letters and digits only: spaces and punctuation keep the YAML's
+    // structure (a blanked space would merge a tag with its value).
+    let blank: String = run
+        .chars()
+        .map(|c| if c.is_alphanumeric() { 'Q' } else { c })
+        .collect();
+    let blanked = input.replace(&run, &blank);
+    match reparse(&blanked) {
+        Some(m) if m.contains(&run) => None,
+        _ => Some(run),
+    }
+}
+
+/// Fixed phrases of toka-spec's YAML errors (`manifest/yaml.rs`), which
+/// the fuzzer copies into inputs where blanking cannot tell them apart.
+const OUR_WORDS: &[&str] = &[
+    "expected a mapping of fields (a Toka manifest has `metadata:` and `spec:`)",
+    "too many YAML aliases (`*name` references to `&name` anchors) expand here; \
+     write the values out instead of nesting aliases",
+    "the YAML is nested too deeply",
+];
+
+/// `s`'s backtick-quoted spans (`` `like this` ``).
+pub fn quoted(s: &str) -> impl Iterator<Item = &str> {
+    s.split('`').skip(1).step_by(2)
+}
+
+/// A path for messages and asserts.
+pub fn show(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// True when `v` holds a YAML null anywhere. serde_yaml reads an empty
+/// value differently from the explicit `null` that `serde_yaml::Value`
+/// writes back for it (`agents:` is an empty list, `agents: null` an error;
+/// `workflow:` is "", `workflow: null` the string "null"), so the round
+/// trip through `Value` of a document with nulls is skipped
+/// (docs/RELIABILITY.md, finding 2).
+pub fn has_null(v: &serde_yaml::Value) -> bool {
+    use serde_yaml::Value;
+    match v {
+        Value::Null => true,
+        Value::Sequence(s) => s.iter().any(has_null),
+        Value::Mapping(m) => m.iter().any(|(k, v)| has_null(k) || has_null(v)),
+        // Tags too: serde_yaml reads some tagged values it then writes back
+        // otherwise (`agents: !!n!`) or cannot write at all.
+        Value::Tagged(_) => true,
+        _ => false,
+    }
+}
+
+/// True when a number in `v` is not written in `text` the way
+/// `serde_yaml::Value` writes it back (`+1`, `007`, `0x1f`, floats, integers
+/// too large for 64 bits): a string field reads the spelling, so the round
+/// trip through `Value` would change it (docs/RELIABILITY.md, finding 2).
+pub fn lossy_numbers(v: &serde_yaml::Value, text: &str) -> bool {
+    use serde_yaml::Value;
+    match v {
+        Value::Number(n) => n.is_f64() || !text.contains(&n.to_string()),
+        Value::Sequence(s) => s.iter().any(|v| lossy_numbers(v, text)),
+        Value::Mapping(m) => m
+            .iter()
+            .any(|(k, v)| lossy_numbers(k, text) || lossy_numbers(v, text)),
+        _ => false,
+    }
+}
