@@ -257,3 +257,26 @@ pub fn secret_outside() -> (tempfile::TempDir, PathBuf, String) {
     );
     (dir, secret, content)
 }
+
+/// CPU seconds (user + system) process `pid` used during `window` (0 if
+/// it is gone).
+pub fn cpu_seconds(pid: u32, window: Duration) -> f64 {
+    let ticks = || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or("", |(_, r)| r)
+            .split_whitespace()
+            .collect();
+        let n = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        n(11) + n(12)
+    };
+    let before = ticks();
+    std::thread::sleep(window);
+    (ticks() - before) / 100.0
+}

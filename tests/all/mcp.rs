@@ -209,28 +209,6 @@ fn check_announce(v: &Value, dir: &Path) {
     std::thread::sleep(Duration::from_millis(600));
 }
 
-/// CPU seconds `pid` used during `window`.
-fn cpu_seconds(pid: u32, window: Duration) -> f64 {
-    let ticks = || {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map_or("", |(_, r)| r)
-            .split_whitespace()
-            .collect();
-        let n = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        n(11) + n(12)
-    };
-    let before = ticks();
-    std::thread::sleep(window);
-    (ticks() - before) / 100.0
-}
-
 fn over_stdio(lang: Lang) {
     let dir = manifests();
     for mode in MODES {
@@ -254,7 +232,7 @@ fn over_http(lang: Lang) {
         check_progress(&drive(lang, "progress", mode, &target, dir.path()));
         check_cancel(&drive(lang, "cancel", mode, &target, dir.path()));
         // The client is gone; so is the spinning sandbox.
-        let cpu = cpu_seconds(s.child.id(), Duration::from_secs(1));
+        let cpu = crate::harness::cpu_seconds(s.child.id(), Duration::from_secs(1));
         assert!(
             cpu < 0.2,
             "{mode}: the server is idle after the cancel: {cpu}s"

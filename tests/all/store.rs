@@ -149,14 +149,14 @@ fn replicas_share_runs_on_postgres() {
     );
 
     // A cancel on the other replica reaches the one that runs it.
-    let cpu_before = cpu_seconds(a.child.id(), Duration::from_millis(500));
+    let cpu_before = crate::harness::cpu_seconds(a.child.id(), Duration::from_millis(500));
     assert!(cpu_before > 0.3, "it spins on replica a: {cpu_before}");
     let (code, v) = b.json("DELETE", &format!("/v1/agents/{id}"), None);
     assert_eq!(code, 200, "{v}");
     let v = poll(&b, &id, |v| v["state"] != "running");
     assert_eq!(v["state"], "cancelled", "{v}");
     std::thread::sleep(Duration::from_millis(200));
-    let cpu_after = cpu_seconds(a.child.id(), Duration::from_millis(800));
+    let cpu_after = crate::harness::cpu_seconds(a.child.id(), Duration::from_millis(800));
     assert!(
         cpu_after < 0.2,
         "the sandbox on replica a stopped: {cpu_after}"
@@ -212,26 +212,4 @@ fn the_database_restarting_under_load_loses_no_finished_result() {
         assert_eq!(v["state"], "completed", "{v}");
         assert_eq!(v["output"]["results"][1]["ok"], "slept", "{v}");
     }
-}
-
-/// CPU seconds `pid` used during `window`.
-fn cpu_seconds(pid: u32, window: Duration) -> f64 {
-    let ticks = || {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map_or("", |(_, r)| r)
-            .split_whitespace()
-            .collect();
-        let n = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        n(11) + n(12)
-    };
-    let before = ticks();
-    std::thread::sleep(window);
-    (ticks() - before) / 100.0
 }

@@ -755,13 +755,13 @@ fn serve_starts_follows_and_cancels_agents() {
     let spin_id = v["id"].as_str().expect("id").to_string();
     poll(&s, &spin_id, |v| v["progress"] == 0.5);
     let pid = s.child.id();
-    let busy = cpu_seconds_over(pid, Duration::from_millis(500));
+    let busy = crate::harness::cpu_seconds(pid, Duration::from_millis(500));
     assert!(busy > 0.3, "the agent spins: {busy}s of CPU in 0.5s");
     let (code, v) = s.json("DELETE", &format!("/v1/agents/{spin_id}"), None);
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["state"], "cancelled");
     std::thread::sleep(Duration::from_millis(200));
-    let idle = cpu_seconds_over(pid, Duration::from_millis(1000));
+    let idle = crate::harness::cpu_seconds(pid, Duration::from_millis(1000));
     assert!(
         idle < 0.3,
         "after cancel the sandbox is gone: {idle}s of CPU in 1s"
@@ -806,25 +806,6 @@ fn poll(s: &Server, id: &str, until: impl Fn(&Value) -> bool) -> Value {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// CPU seconds (user + system) process `pid` used over `window`.
-fn cpu_seconds_over(pid: u32, window: Duration) -> f64 {
-    let read = || {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .expect("comm")
-            .1
-            .split_whitespace()
-            .collect();
-        let ticks: u64 =
-            fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
-        ticks as f64 / 100.0
-    };
-    let before = read();
-    std::thread::sleep(window);
-    read() - before
 }
 
 #[test]
