@@ -5,7 +5,9 @@
 //! validation, sessions, `subscriptions/listen`, cancellation) is the
 //! official SDK's (rmcp); this module maps it onto the one call path:
 //! [`handler`] answers requests, [`hub`] carries hot swaps to connected
-//! clients, [`http`] mounts the service into `serve`'s router.
+//! clients, [`http`] mounts the service into `serve`'s router and answers
+//! the stateless `tools/call` itself, the one request whose SDK setup cost
+//! more than the call.
 
 pub(crate) mod handler;
 pub(crate) mod http;

@@ -377,3 +377,69 @@ fn mcp_over_http_takes_tokens() {
     );
     assert_eq!(v["tools"], serde_json::json!(["hello"]), "{v}");
 }
+
+/// The stateless `tools/call` `serve` answers without the SDK gives the
+/// SDK's answer, byte for byte, and the same checks apply: the token's
+/// tools, the input schema, the limits. A request that is almost the form
+/// (another tool in `Mcp-Name`, an unknown tool) is the SDK's to refuse.
+#[test]
+fn the_fast_stateless_call_answers_as_the_sdk_does() {
+    let dir = manifests();
+    let keys = dir.path().join("keys");
+    let keys_flag = keys.display().to_string();
+    crate::harness::toka(["token", "keygen", "--keys", &keys_flag])
+        .run()
+        .assert_code(0);
+    let r = crate::harness::toka(["token", "issue", "--keys", &keys_flag, "--tool", "hello"]).run();
+    r.assert_code(0);
+    let bearer = format!("Authorization: Bearer {}", r.stdout.trim());
+    let s = Server::start_with_env(dir.path(), &["--auth-keys", &keys_flag], &[]);
+    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"t","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}"#;
+    let call = |name: &str, header_name: &str, args: &str, accept: &str| {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{{"name":"{name}","arguments":{args},{meta}}}}}"#
+        );
+        let headers = [
+            bearer.clone(),
+            format!("Accept: {accept}"),
+            "MCP-Protocol-Version: 2026-07-28".into(),
+            "Mcp-Method: tools/call".into(),
+            format!("Mcp-Name: {header_name}"),
+        ];
+        let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+        s.curl("POST", "/mcp", Some(&body), &headers)
+    };
+    // The fast path takes the plain Accept list; a weight sends the same
+    // request to the SDK.
+    let fast = "application/json, text/event-stream";
+    let sdk = "application/json;q=1, text/event-stream";
+    for (name, args) in [
+        ("hello", r#"{"name":"Ada"}"#),
+        ("hello", r#"{"name":5}"#),
+        ("spinner", r#"{}"#),
+    ] {
+        let a = call(name, name, args, fast);
+        let b = call(name, name, args, sdk);
+        assert_eq!(a, b, "{name} {args}: the fast path answers as the SDK does");
+        assert_eq!(a.0, 200, "{a:?}");
+    }
+    let (_, greeting) = call("hello", "hello", r#"{"name":"Ada"}"#, fast);
+    let v: Value = serde_json::from_str(&greeting).expect("json");
+    assert_eq!(
+        v["result"]["structuredContent"]["greeting"], "Hello, Ada!",
+        "{v}"
+    );
+    assert_eq!(v["result"]["resultType"], "complete", "{v}");
+    let (_, refused) = call("spinner", "spinner", "{}", fast);
+    let v: Value = serde_json::from_str(&refused).expect("json");
+    assert_eq!(
+        v["result"]["isError"], true,
+        "the token names only hello: {v}"
+    );
+    // Almost the form: the SDK's refusals.
+    let (code, mismatch) = call("hello", "spinner", r#"{"name":"Ada"}"#, fast);
+    assert_eq!(code, 400, "Mcp-Name disagrees with the body: {mismatch}");
+    let (_, unknown) = call("nope", "nope", "{}", fast);
+    let v: Value = serde_json::from_str(&unknown).expect("json");
+    assert_eq!(v["error"]["code"], -32602, "{v}");
+}

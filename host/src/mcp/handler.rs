@@ -49,9 +49,17 @@ impl McpHandler {
 /// Who calls, from the HTTP request the SDK hands over (none on stdio: the
 /// operator).
 fn caller_of(cx: &RequestContext<RoleServer>) -> (Caller, Option<Arc<dyn CallerScope>>) {
-    let Some(parts) = cx.extensions.get::<axum::http::request::Parts>() else {
-        return (Caller::Operator, None);
-    };
+    match cx.extensions.get::<axum::http::request::Parts>() {
+        Some(parts) => caller_of_request(parts),
+        None => (Caller::Operator, None),
+    }
+}
+
+/// Who calls over HTTP: the peer's address, and the token's scope when the
+/// server takes tokens.
+pub(crate) fn caller_of_request(
+    parts: &axum::http::request::Parts,
+) -> (Caller, Option<Arc<dyn CallerScope>>) {
     let scope = parts.extensions.get::<Authenticated>().map(|a| a.0.clone());
     let peer = parts
         .extensions
@@ -97,6 +105,20 @@ fn busy_result(busy: &crate::door::Busy) -> CallToolResult {
         "{busy} ({})",
         ErrorKind::Busy
     ))])
+}
+
+/// One `tools/call` through the door: the MCP result of the outcome, or of
+/// the door turning it away.
+pub(crate) async fn call(
+    hub: &Hub,
+    tool: Arc<LoadedTool>,
+    input: Value,
+    ctx: CallCtx,
+) -> CallToolResult {
+    match hub.door.call(&hub.runtime, tool, input, ctx).await {
+        Ok(outcome) => result_of(&outcome),
+        Err(busy) => busy_result(&busy),
+    }
 }
 
 fn error_text(e: &CallError) -> String {
@@ -162,14 +184,10 @@ impl ServerHandler for McpHandler {
         let (events, progress) = progress_events(&cx, &name);
         let mut ctx = CallCtx::new(caller, SandboxIo::captured(&name, 0, events));
         ctx.scope = scope;
-        let call = self.hub.door.call(&self.hub.runtime, tool, input, ctx);
         // Cancelling the request (closing its stream, or
         // notifications/cancelled) drops the call, and with it the sandbox.
-        let outcome = tokio::select! {
-            o = call => match o {
-                Ok(o) => o,
-                Err(busy) => return Ok(busy_result(&busy).into()),
-            },
+        let result = tokio::select! {
+            r = call(&self.hub, tool, input, ctx) => r,
             () = cx.ct.cancelled() => {
                 return Err(ErrorData::internal_error("cancelled", None));
             }
@@ -180,7 +198,7 @@ impl ServerHandler for McpHandler {
             // response, never after it.
             let _ = tokio::time::timeout(std::time::Duration::from_secs(10), progress).await;
         }
-        Ok(result_of(&outcome).into())
+        Ok(result.into())
     }
 
     fn accepted_subscription_filter(

@@ -11,7 +11,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use std::sync::Arc;
 use toka_spec::outcome::ErrorKind;
 
@@ -20,6 +20,7 @@ pub(crate) const MAX_HEADER_BYTES: usize = 16 << 10;
 
 /// Every endpoint of the server.
 pub(crate) fn router(app: Arc<App>) -> Router {
+    let mcp = mcp_endpoint(&app);
     Router::new()
         .route("/health", get(status::health))
         .route("/ready", get(status::ready))
@@ -44,7 +45,13 @@ pub(crate) fn router(app: Arc<App>) -> Router {
             "/.well-known/oauth-protected-resource/mcp",
             get(auth::resource_metadata),
         )
-        .nest_service("/mcp", mcp_service(&app))
+        .route(
+            "/mcp",
+            any(move |request: axum::extract::Request| {
+                let mcp = mcp.clone();
+                async move { mcp.handle(request).await }
+            }),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(app.options.max_body))
@@ -65,15 +72,10 @@ pub(crate) fn router(app: Arc<App>) -> Router {
 
 /// The MCP endpoint, with the SDK's own Host and Origin checks set to the
 /// router's lists.
-fn mcp_service(
-    app: &Arc<App>,
-) -> rmcp::transport::StreamableHttpService<
-    crate::mcp::McpHandler,
-    rmcp::transport::streamable_http_server::session::local::LocalSessionManager,
-> {
+fn mcp_endpoint(app: &Arc<App>) -> Arc<crate::mcp::http::Endpoint> {
     let mut origins: Vec<String> = app.hosts.iter().map(|h| format!("http://{h}")).collect();
     origins.extend(app.options.allowed_origins.iter().cloned());
-    crate::mcp::http::service(
+    Arc::new(crate::mcp::http::Endpoint::new(
         app.mcp.clone(),
         crate::mcp::http::HttpOptions {
             hosts: app.hosts.clone(),
@@ -81,7 +83,7 @@ fn mcp_service(
             max_body: app.options.max_body,
             stop: app.stop.clone(),
         },
-    )
+    ))
 }
 
 async fn not_found(uri: axum::http::Uri) -> Response {
