@@ -443,3 +443,101 @@ fn the_fast_stateless_call_answers_as_the_sdk_does() {
     let v: Value = serde_json::from_str(&unknown).expect("json");
     assert_eq!(v["error"]["code"], -32602, "{v}");
 }
+
+/// Inside a 2025-11-25 session the fast call gives the SDK's answer as one
+/// JSON object (the SDK sends it as an event), and the session's
+/// `notifications/cancelled` stops it and its sandbox.
+#[test]
+fn the_fast_session_call_answers_as_the_sdk_does_and_cancels() {
+    let dir = manifests();
+    let s = Server::start_with_env(dir.path(), &[], &[]);
+    let url = format!("{}/mcp", s.base());
+    let init = Command::new("curl")
+        .args(["-s", "-D", "-", "-o", "/dev/null", &url])
+        .args(["-H", "Content-Type: application/json"])
+        .args(["-H", "Accept: application/json, text/event-stream"])
+        .args(["-d", r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#])
+        .output()
+        .expect("curl");
+    let head = String::from_utf8_lossy(&init.stdout).into_owned();
+    let session = head
+        .lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("mcp-session-id"))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no Mcp-Session-Id: {head}"));
+    let session_header = format!("Mcp-Session-Id: {session}");
+    let send = |body: &str, accept: &str| {
+        let accept = format!("Accept: {accept}");
+        s.curl(
+            "POST",
+            "/mcp",
+            Some(body),
+            &[&session_header, &accept, "MCP-Protocol-Version: 2025-11-25"],
+        )
+    };
+    let fast = "application/json, text/event-stream";
+    let (code, _) = send(
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        fast,
+    );
+    assert_eq!(code, 202);
+    // The SDK answers on an event stream; the fast path with the same
+    // message as JSON.
+    let message = |text: &str| -> Value {
+        let json = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .map(str::trim)
+            .find(|d| d.contains(r#""id":"c1""#))
+            .unwrap_or(text);
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {text}"))
+    };
+    for args in [r#"{"name":"Ada"}"#, r#"{"name":5}"#] {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{{"name":"hello","arguments":{args}}}}}"#
+        );
+        let (code_a, a) = send(&body, fast);
+        let (code_b, b) = send(&body, "application/json;q=1, text/event-stream");
+        assert_eq!((code_a, code_b), (200, 200), "{a} {b}");
+        assert_eq!(message(&a), message(&b), "{args}");
+        assert!(
+            message(&a)["result"].get("resultType").is_none(),
+            "no resultType in the older era: {a}"
+        );
+    }
+    // An unknown session is the SDK's 404.
+    let (code, _) = s.curl(
+        "POST",
+        "/mcp",
+        Some(r#"{"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{"name":"hello","arguments":{"name":"x"}}}"#),
+        &["Mcp-Session-Id: nope", &format!("Accept: {fast}"), "MCP-Protocol-Version: 2025-11-25"],
+    );
+    assert_eq!(code, 404);
+
+    // A spinning workflow, cancelled by the session's notification.
+    let spin = Command::new("curl")
+        .args(["-s", "--max-time", "30", &url])
+        .args(["-H", "Content-Type: application/json", "-H", &format!("Accept: {fast}")])
+        .args(["-H", &session_header, "-H", "MCP-Protocol-Version: 2025-11-25"])
+        .args(["-d", r#"{"jsonrpc":"2.0","id":"spin","method":"tools/call","params":{"name":"wf","arguments":{"steps":[{"spin":true}]}}}"#])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("curl");
+    std::thread::sleep(Duration::from_millis(700));
+    let during = crate::harness::cpu_seconds(s.child.id(), Duration::from_millis(500));
+    assert!(during > 0.1, "it spins before the cancel: {during}");
+    let (code, _) = send(
+        r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"spin","reason":"test"}}"#,
+        fast,
+    );
+    assert_eq!(code, 202);
+    let out = spin.wait_with_output().expect("curl");
+    let answer = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(answer.contains("cancelled"), "{answer}");
+    std::thread::sleep(Duration::from_millis(300));
+    let after = crate::harness::cpu_seconds(s.child.id(), Duration::from_secs(1));
+    assert!(after < 0.2, "the sandbox stops with the cancel: {after}");
+}

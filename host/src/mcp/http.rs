@@ -3,28 +3,33 @@
 //! HTTP API, with the SDK's own Host and Origin checks set to the same lists
 //! (its default origin list is empty, which would turn its check off).
 //!
-//! One request form skips the SDK: a stateless 2026-07-28 `tools/call`
-//! that asks for no progress, the call agents make most. For it the SDK
-//! builds a whole connection per request (a peer, channels, two spawned
-//! tasks, a copy of the message as a `Value` to check headers), which cost
-//! about 40% of `/v1`'s throughput (docs/PERFORMANCE.md, "MCP"). The fast
-//! path takes that form only when it is exactly right — every header the
-//! revision requires present and agreeing with the body, nothing it does
-//! not know — and hands anything else, errors included, to the SDK, which
-//! stays the one judge of the protocol. Both paths answer through
-//! [`super::handler::call`], so a call is the same call either way.
+//! One request skips the SDK: a `tools/call` that asks for no progress, the
+//! call agents make most, in the stateless 2026-07-28 form or inside a
+//! 2025-11-25 session. For it the SDK builds a whole connection per request
+//! (a peer, channels, two spawned tasks, a copy of the message as a `Value`
+//! to check headers), or queues it on the session's event stream, which
+//! cost 40–80% of `/v1`'s throughput (docs/PERFORMANCE.md, "MCP"). The fast
+//! path takes the call only when it is exactly right — every header the
+//! revision requires present and agreeing with the body, the session known,
+//! nothing it does not know — and hands anything else, errors included, to
+//! the SDK, which stays the one judge of the protocol. Both paths answer
+//! through [`super::handler::call`], so a call is the same call either way;
+//! a session's `notifications/cancelled` reaches fast calls too.
 
 use super::handler::{call, caller_of_request};
 use super::{Hub, McpHandler};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use rmcp::ErrorData;
 use rmcp::model::{RequestId, ServerJsonRpcMessage, ServerResult};
+use rmcp::transport::streamable_http_server::session::SessionManager;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use toka_runtime::call::CallCtx;
 use toka_runtime::sandbox::SandboxIo;
 use toka_spec::outcome::ErrorKind;
@@ -32,6 +37,8 @@ use tokio_util::sync::CancellationToken;
 
 /// The revision whose stateless `tools/call` takes the fast path.
 const STATELESS: &str = "2026-07-28";
+/// The handshake revision, whose session calls take it too.
+const SESSION: &str = "2025-11-25";
 const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 
@@ -51,8 +58,18 @@ pub(crate) struct HttpOptions {
 /// The `/mcp` endpoint: the SDK's service and the fast path beside it.
 pub(crate) struct Endpoint {
     sdk: StreamableHttpService<McpHandler, LocalSessionManager>,
+    sessions: Arc<LocalSessionManager>,
     hub: Arc<Hub>,
     max_body: usize,
+    /// Fast calls running inside a session, by session and request id, for
+    /// the session's `notifications/cancelled`.
+    running: Mutex<HashMap<(Arc<str>, RequestId), CancellationToken>>,
+}
+
+/// The two forms the fast path knows.
+enum Form {
+    Stateless,
+    Session(Arc<str>),
 }
 
 impl Endpoint {
@@ -72,24 +89,27 @@ impl Endpoint {
         if !options.origins.is_empty() {
             config = config.with_allowed_origins(options.origins);
         }
+        let sessions = Arc::new(LocalSessionManager::default());
         let factory_hub = hub.clone();
         let sdk = StreamableHttpService::new(
             move || Ok(McpHandler::new(factory_hub.clone())),
-            LocalSessionManager::default().into(),
+            sessions.clone(),
             config,
         );
         Endpoint {
             sdk,
+            sessions,
             hub,
             max_body: options.max_body,
+            running: Mutex::new(HashMap::new()),
         }
     }
 
     /// Answers one request to `/mcp`.
     pub(crate) async fn handle(&self, request: Request<Body>) -> Response {
-        if !fast_headers(request.method(), request.headers()) {
+        let Some(form) = form_of(request.method(), request.headers()) else {
             return self.sdk.handle(request).await.into_response();
-        }
+        };
         let (parts, body) = request.into_parts();
         let Ok(bytes) = axum::body::to_bytes(body, self.max_body).await else {
             return crate::server::error::error(
@@ -100,9 +120,10 @@ impl Endpoint {
                 ),
             );
         };
-        let fast = FastCall::parse(&bytes, &parts.headers)
-            .and_then(|c| Some((self.hub.catalog.tool(&c.params.name)?, c)));
-        let Some((tool, c)) = fast else {
+        if let Form::Session(session) = &form {
+            self.cancel_if_asked(session, &bytes);
+        }
+        let Some((tool, c)) = self.fast_call(&form, &bytes, &parts.headers).await else {
             let request = Request::from_parts(parts, Body::from(bytes));
             return self.sdk.handle(request).await.into_response();
         };
@@ -112,9 +133,32 @@ impl Endpoint {
         ctx.scope = scope;
         let input = Value::Object(c.params.arguments.unwrap_or_default());
         // A client that closes the connection drops this future, the call
-        // and its sandbox: the revision's way to cancel.
-        let result = call(&self.hub, tool, input, ctx).await;
-        let message = ServerJsonRpcMessage::response(ServerResult::CallToolResult(result), c.id);
+        // and its sandbox: the stateless revision's way to cancel.
+        let call = call(&self.hub, tool, input, ctx);
+        let message = match form {
+            Form::Stateless => {
+                ServerJsonRpcMessage::response(ServerResult::CallToolResult(call.await), c.id)
+            }
+            Form::Session(session) => {
+                let key = (session, c.id.clone());
+                let stop = CancellationToken::new();
+                if let Ok(mut running) = self.running.lock() {
+                    running.insert(key.clone(), stop.clone());
+                }
+                let _forget = Forget(&self.running, key);
+                tokio::select! {
+                    result = call => {
+                        let mut result = ServerResult::CallToolResult(result);
+                        result.strip_result_type_for_legacy_peer();
+                        ServerJsonRpcMessage::response(result, c.id)
+                    }
+                    () = stop.cancelled() => ServerJsonRpcMessage::error(
+                        ErrorData::internal_error("cancelled", None),
+                        Some(c.id),
+                    ),
+                }
+            }
+        };
         match serde_json::to_vec(&message) {
             Ok(body) => (
                 StatusCode::OK,
@@ -131,13 +175,66 @@ impl Endpoint {
             ),
         }
     }
+
+    /// The call and its tool, when the body is exactly a fast call of a
+    /// loaded tool (in a session the SDK knows).
+    async fn fast_call(
+        &self,
+        form: &Form,
+        body: &[u8],
+        headers: &HeaderMap,
+    ) -> Option<(Arc<toka_runtime::catalog::Tool>, FastCall)> {
+        let c = FastCall::parse(body, headers, form)?;
+        let tool = self.hub.catalog.tool(&c.params.name)?;
+        if let Form::Session(id) = form
+            && !self.sessions.has_session(id).await.unwrap_or(false)
+        {
+            return None;
+        }
+        Some((tool, c))
+    }
+
+    /// Stops the session's fast call that a `notifications/cancelled` names
+    /// (the SDK gets the notification as well, for its own calls).
+    fn cancel_if_asked(&self, session: &Arc<str>, body: &[u8]) {
+        #[derive(Deserialize)]
+        struct Note {
+            method: String,
+            params: Option<rmcp::model::CancelledNotificationParam>,
+        }
+        let Ok(note) = serde_json::from_slice::<Note>(body) else {
+            return;
+        };
+        let id = note.params.and_then(|p| p.request_id);
+        if let (true, Some(id)) = (note.method == "notifications/cancelled", id)
+            && let Ok(running) = self.running.lock()
+            && let Some(stop) = running.get(&(session.clone(), id))
+        {
+            stop.cancel();
+        }
+    }
 }
 
-/// The headers of a request the fast path may take: a POST of JSON in the
-/// stateless revision, naming `tools/call`, outside any session, accepting
-/// both answers the revision allows, without `Mcp-Param-*` headers (the
-/// SDK checks those against the tool's schema).
-fn fast_headers(method: &Method, headers: &HeaderMap) -> bool {
+/// Takes a finished session call out of the running table.
+struct Forget<'a>(
+    &'a Mutex<HashMap<(Arc<str>, RequestId), CancellationToken>>,
+    (Arc<str>, RequestId),
+);
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut running) = self.0.lock() {
+            running.remove(&self.1);
+        }
+    }
+}
+
+/// The form of a request the fast path may take, from its headers: a POST
+/// of JSON accepting both answers the revisions allow, without
+/// `Mcp-Param-*` headers (the SDK checks those against the tool's schema);
+/// either inside a 2025-11-25 session, or stateless 2026-07-28 naming
+/// `tools/call` and a tool.
+fn form_of(method: &Method, headers: &HeaderMap) -> Option<Form> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let accepts = text("accept").is_some_and(|a| {
         // Only the plain list; weights and wildcards are the SDK's to judge.
@@ -147,18 +244,26 @@ fn fast_headers(method: &Method, headers: &HeaderMap) -> bool {
     let json = text("content-type")
         .and_then(|t| t.split(';').next())
         .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
-    method == Method::POST
+    let plain = method == Method::POST
         && json
         && accepts
-        && text("mcp-protocol-version") == Some(STATELESS)
-        && text("mcp-method") == Some("tools/call")
-        && text("mcp-name").is_some()
-        && !headers.contains_key("mcp-session-id")
-        && !headers.keys().any(|k| k.as_str().starts_with("mcp-param-"))
+        && !headers.keys().any(|k| k.as_str().starts_with("mcp-param-"));
+    if !plain {
+        return None;
+    }
+    let version = text("mcp-protocol-version");
+    match text("mcp-session-id") {
+        Some(id) if version == Some(SESSION) => Some(Form::Session(Arc::from(id))),
+        Some(_) => None,
+        None => (version == Some(STATELESS)
+            && text("mcp-method") == Some("tools/call")
+            && text("mcp-name").is_some())
+        .then_some(Form::Stateless),
+    }
 }
 
-/// A `tools/call` in the stateless form, nothing more: an unknown field
-/// anywhere sends the request to the SDK.
+/// A `tools/call`, nothing more: an unknown field anywhere sends the
+/// request to the SDK.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FastCall {
@@ -174,25 +279,35 @@ struct FastParams {
     name: String,
     #[serde(default)]
     arguments: Option<Map<String, Value>>,
-    #[serde(rename = "_meta")]
+    #[serde(rename = "_meta", default)]
     meta: Map<String, Value>,
 }
 
 impl FastCall {
     /// The call, when the body is exactly the form the headers announced:
-    /// same method and tool name, the revision and client capabilities in
-    /// `_meta`, and no progress token (progress needs the SDK's stream).
-    fn parse(body: &[u8], headers: &HeaderMap) -> Option<FastCall> {
+    /// no progress token (progress needs the SDK's stream); stateless, the
+    /// same method and tool name as the headers and the revision and client
+    /// capabilities in `_meta`; in a session, headers that agree with the
+    /// body if it sent any.
+    fn parse(body: &[u8], headers: &HeaderMap, form: &Form) -> Option<FastCall> {
         let c: FastCall = serde_json::from_slice(body).ok()?;
-        let name = headers.get("mcp-name").and_then(|v| v.to_str().ok())?;
+        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         let meta = &c.params.meta;
-        let ok = c.jsonrpc == "2.0"
-            && c.method == "tools/call"
-            && c.params.name == name
-            && meta.get(META_VERSION).and_then(Value::as_str) == Some(STATELESS)
-            && meta.get(META_CAPABILITIES).is_some_and(Value::is_object)
-            && !meta.contains_key("progressToken");
-        ok.then_some(c)
+        let common =
+            c.jsonrpc == "2.0" && c.method == "tools/call" && !meta.contains_key("progressToken");
+        let agrees = match form {
+            Form::Stateless => {
+                text("mcp-name") == Some(c.params.name.as_str())
+                    && meta.get(META_VERSION).and_then(Value::as_str) == Some(STATELESS)
+                    && meta.get(META_CAPABILITIES).is_some_and(Value::is_object)
+            }
+            Form::Session(_) => {
+                text("mcp-method").is_none_or(|m| m == "tools/call")
+                    && text("mcp-name").is_none_or(|n| n == c.params.name)
+                    && !meta.contains_key(META_VERSION)
+            }
+        };
+        (common && agrees).then_some(c)
     }
 }
 
@@ -222,14 +337,29 @@ mod tests {
 
     const META: &str = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
 
+    fn stateless(h: &HeaderMap) -> bool {
+        matches!(form_of(&Method::POST, h), Some(Form::Stateless))
+    }
+
     #[test]
-    fn the_exact_stateless_form_is_taken() {
+    fn the_exact_forms_are_taken() {
         let h = headers(GOOD);
-        assert!(fast_headers(&Method::POST, &h));
+        assert!(stateless(&h));
         let b = body(&format!(
             r#"{{"name":"hello","arguments":{{"name":"Ada"}},{META}}}"#
         ));
-        assert!(FastCall::parse(b.as_bytes(), &h).is_some());
+        assert!(FastCall::parse(b.as_bytes(), &h, &Form::Stateless).is_some());
+
+        let session = headers(&[
+            ("content-type", "application/json"),
+            ("accept", "application/json, text/event-stream"),
+            ("mcp-protocol-version", "2025-11-25"),
+            ("mcp-session-id", "s1"),
+        ]);
+        let form = form_of(&Method::POST, &session).expect("a session call");
+        assert!(matches!(&form, Form::Session(id) if &**id == "s1"));
+        let b = body(r#"{"name":"hello","arguments":{"name":"Ada"}}"#);
+        assert!(FastCall::parse(b.as_bytes(), &session, &form).is_some());
     }
 
     #[test]
@@ -237,10 +367,10 @@ mod tests {
         let with = |k: &'static str, v: &'static str| {
             let mut h = headers(GOOD);
             h.insert(k, HeaderValue::from_static(v));
-            fast_headers(&Method::POST, &h)
+            stateless(&h)
         };
-        assert!(!with("mcp-session-id", "abc"), "a legacy session");
-        assert!(!with("mcp-protocol-version", "2025-11-25"), "the older era");
+        assert!(!with("mcp-session-id", "abc"), "a session of the new era");
+        assert!(!with("mcp-protocol-version", "2025-06-18"), "another era");
         assert!(!with("mcp-method", "tools/list"), "another method");
         assert!(!with("mcp-param-city", "x"), "header parameters");
         assert!(
@@ -248,13 +378,15 @@ mod tests {
             "an answer the SDK refuses"
         );
         assert!(!with("accept", "*/*"), "wildcards");
-        assert!(!fast_headers(&Method::GET, &headers(GOOD)));
+        assert!(form_of(&Method::GET, &headers(GOOD)).is_none());
         let mut missing = headers(GOOD);
         missing.remove("mcp-name");
-        assert!(!fast_headers(&Method::POST, &missing));
+        assert!(!stateless(&missing));
 
         let h = headers(GOOD);
-        let refused = |params: String| FastCall::parse(body(&params).as_bytes(), &h).is_none();
+        let refused = |params: String| {
+            FastCall::parse(body(&params).as_bytes(), &h, &Form::Stateless).is_none()
+        };
         assert!(
             refused(format!(r#"{{"name":"other",{META}}}"#)),
             "Mcp-Name disagrees"
@@ -271,10 +403,29 @@ mod tests {
         assert!(refused(format!(
             r#"{{"name":"hello","arguments":[1],{META}}}"#
         )));
-        assert!(refused(
-            r#"{"name":"hello","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}"#
-                .into()
-        ), "no client capabilities");
-        assert!(FastCall::parse(b"{not json", &h).is_none());
+        assert!(
+            refused(
+                r#"{"name":"hello","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}"#
+                    .into()
+            ),
+            "no client capabilities"
+        );
+        assert!(FastCall::parse(b"{not json", &h, &Form::Stateless).is_none());
+
+        let session = Form::Session(Arc::from("s1"));
+        let mut h = headers(&[("mcp-name", "other")]);
+        let b = body(r#"{"name":"hello"}"#);
+        assert!(
+            FastCall::parse(b.as_bytes(), &h, &session).is_none(),
+            "a header that disagrees"
+        );
+        h.clear();
+        let b = body(r#"{"name":"hello","_meta":{"progressToken":"p"}}"#);
+        assert!(
+            FastCall::parse(b.as_bytes(), &h, &session).is_none(),
+            "progress"
+        );
+        let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+        assert!(FastCall::parse(initialized.as_bytes(), &h, &session).is_none());
     }
 }
