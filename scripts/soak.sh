@@ -11,14 +11,19 @@
 # runs a mixed load for MINUTES from one Python process:
 #
 #   - valid calls of hello (4 concurrent clients, keep-alive);
+#   - valid MCP calls of hello on /mcp (one client, keep-alive), rotating
+#     the stateless 2026-07-28 form, the same through the SDK (a weighted
+#     Accept list) and a 2025-11-25 session;
 #   - schema-violating inputs and bodies that are not JSON;
 #   - hostile tools (each must end in a limit error, never hang the server);
 #   - a hot swap of a manifest (greeter.yaml, new version) every 3 s;
-#   - workflow agents started and cancelled (POST then DELETE /v1/agents);
+#   - workflow agents started and cancelled (POST then DELETE /v1/agents):
+#     a spinning one must end `cancelled`, a finished one answers 409;
 #   - half-open TCP connections (connect, send half a request, go quiet;
 #     connect and never send), a few dozen at a time.
 #
-# Prints, every 15 s and at the end: calls, failed valid calls (goal 0),
+# Prints, every 15 s and at the end: calls, failed valid calls (goal 0; MCP
+# calls at the end, goal 0 failed too),
 # RSS (VmRSS of /proc/PID/status) and open file descriptors (/proc/PID/fd)
 # of the server, and the p50/p99 latency of valid calls. Exits 1 if any
 # valid call failed, or if RSS or fds at the end are far above the level
@@ -31,7 +36,7 @@ cd "$root"
 minutes="${1:-5}"
 [[ "$minutes" =~ ^[0-9]+$ && "$minutes" -gt 0 ]] || { echo "usage: scripts/soak.sh [MINUTES]" >&2; exit 2; }
 
-for p in hello misbehave spin-forever grow-memory flood-stdout summarize-file; do
+for p in hello misbehave spin-forever grow-memory flood-stdout summarize-file wf-script; do
     [[ -f "plugins/build/$p.wasm" ]] || { echo "soak: plugins/build/$p.wasm missing: run scripts/build-plugins.sh" >&2; exit 1; }
 done
 if [[ -z "${SOAK_NO_BUILD:-}" ]]; then
@@ -78,6 +83,13 @@ spec:
     sandbox: { timeout: 300ms, memory_limit: 32MiB, output_limit: 64KiB, fuel: 500000000 }
 YAML
 done
+cat > "$dir/wf.yaml" <<YAML
+metadata: { name: wf, version: 1.0.0, description: A scripted workflow (spins until cancelled). }
+spec:
+  executable: { type: workflow, path: $b/wf-script.wasm }
+  security:
+    sandbox: { timeout: 10s, fuel: 100000000000000 }
+YAML
 cp manifests/summarize-file.yaml "$dir/summarize-file.yaml"
 sed -i "s#path: \.\./plugins/build/#path: $b/#" "$dir/summarize-file.yaml"
 mkdir -p "$dir/data"
@@ -104,7 +116,7 @@ deadline = time.monotonic() + minutes * 60
 lock = threading.Lock()
 stats = {"valid": 0, "valid_failed": 0, "invalid": 0, "invalid_wrong": 0, "hostile": 0,
          "hostile_wrong": 0, "swaps": 0, "agents": 0, "agents_cancelled": 0, "half_open": 0,
-         "transport_errors": 0}
+         "transport_errors": 0, "mcp": 0, "mcp_failed": 0, "agents_wrong": 0}
 lat = []          # seconds, valid calls (whole run)
 failures = []     # first few failed valid calls
 agent_codes = {}  # "POST->DELETE" status pairs of the agents started and cancelled
@@ -144,6 +156,54 @@ def valid_client(seed):
                     failures.append((code, body[:300]))
         if code == 503:   # busy (Retry-After): counted as failed, back off
             time.sleep(0.05)
+
+MCP_META = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "soak", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": {}}
+MCP_ACCEPT = "application/json, text/event-stream"
+
+def mcp_session(c):
+    init = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "soak", "version": "1"}}}
+    c.request("POST", "/mcp", body=json.dumps(init),
+              headers={"content-type": "application/json", "accept": MCP_ACCEPT})
+    r = c.getresponse(); r.read()
+    sid = r.getheader("mcp-session-id")
+    h = {"content-type": "application/json", "accept": MCP_ACCEPT, "mcp-session-id": sid,
+         "mcp-protocol-version": "2025-11-25"}
+    c.request("POST", "/mcp", body='{"jsonrpc":"2.0","method":"notifications/initialized"}', headers=h)
+    c.getresponse().read()
+    return h
+
+def mcp_client():
+    c = conn()
+    session = mcp_session(c)
+    i = 0
+    while time.monotonic() < deadline:
+        i += 1
+        name = "m%d" % i
+        params = {"name": "hello", "arguments": {"name": name}}
+        if i % 3 == 2:
+            h = session
+        else:
+            params["_meta"] = MCP_META
+            h = {"content-type": "application/json", "mcp-protocol-version": "2026-07-28",
+                 "mcp-method": "tools/call", "mcp-name": "hello",
+                 "accept": MCP_ACCEPT if i % 3 == 0 else "application/json;q=1, text/event-stream"}
+        body = json.dumps({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": params})
+        try:
+            c.request("POST", "/mcp", body=body, headers=h)
+            r = c.getresponse(); answer = r.read()
+            ok = r.status == 200 and name.encode() in answer and b'"isError":false' in answer
+        except Exception as e:
+            answer, ok = repr(e).encode(), False
+            c.close(); c = conn()
+        with lock:
+            stats["mcp"] += 1
+            if not ok:
+                stats["mcp_failed"] += 1
+                if len(failures) < 10:
+                    failures.append(("mcp", answer[:300]))
 
 INVALID = [
     ("/v1/tools/hello/invoke", b'{}'),
@@ -212,26 +272,45 @@ def swapper():
         time.sleep(3)
 
 def agents():
+    # A finished run (summarize-file of a missing file) and a spinning one
+    # (wf), each cancelled 0.2 s after it starts: the spinning one must end
+    # `cancelled` within 5 s, the finished one must answer 409 and keep its
+    # state.
+    i = 0
     while time.monotonic() < deadline:
+        i += 1
+        spin = i % 2 == 0
+        start = ({"workflow": "wf", "input": {"steps": [{"progress": 0.1}, {"spin": True}]}} if spin else
+                 {"workflow": "summarize-file", "input": {"path": "nope.txt"}, "limits": {"timeout": "5s"}})
         try:
             c = conn()
-            code, body = post(c, "/v1/agents", json.dumps({"workflow": "summarize-file",
-                              "input": {"path": "nope.txt"}, "limits": {"timeout": "5s"}}))
+            code, body = post(c, "/v1/agents", json.dumps(start))
             bump("agents")
-            pair = str(code)
+            pair = ("wf " if spin else "summarize ") + str(code)
             if code == 202:
                 aid = json.loads(body).get("id")
                 time.sleep(0.2)
                 c.request("DELETE", "/v1/agents/%s" % aid); r = c.getresponse(); r.read()
                 pair += "->%d" % r.status
-                if r.status < 300:
+                state = None
+                until = time.monotonic() + 5
+                while time.monotonic() < until:
+                    c.request("GET", "/v1/agents/%s" % aid); g = c.getresponse()
+                    state = json.loads(g.read()).get("state")
+                    if state not in ("running", "queued", "pending"):
+                        break
+                    time.sleep(0.05)
+                pair += "->%s" % state
+                if spin and r.status < 300 and state == "cancelled":
                     bump("agents_cancelled")
+                elif spin or r.status != 409 or state == "running":
+                    bump("agents_wrong")
             with lock:
                 agent_codes[pair] = agent_codes.get(pair, 0) + 1
             c.close()
         except Exception:
             bump("transport_errors")
-        time.sleep(1)
+        time.sleep(0.5)
 
 def half_open():
     while time.monotonic() < deadline:
@@ -264,7 +343,7 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(len(xs) * p))] * 1000
 
 threads = [threading.Thread(target=valid_client, args=(i,)) for i in range(4)]
-threads += [threading.Thread(target=f) for f in (invalid_client, hostile_client, swapper, agents, half_open)]
+threads += [threading.Thread(target=f) for f in (mcp_client, invalid_client, hostile_client, swapper, agents, half_open)]
 for t in threads:
     t.daemon = True
     t.start()
@@ -296,7 +375,9 @@ print("calls %d (valid %d, invalid %d, hostile %d), failed valid calls %d, inval
       % (s["valid"] + s["invalid"] + s["hostile"], s["valid"], s["invalid"], s["hostile"], s["valid_failed"],
          s["invalid_wrong"], s["hostile_wrong"], s["swaps"], s["agents"], s["agents_cancelled"], s["half_open"],
          s["transport_errors"]))
-print("agents (POST->DELETE status):", dict(sorted(agent_codes.items())))
+print("MCP calls %d, failed %d" % (s["mcp"], s["mcp_failed"]))
+print("agents (POST->DELETE->final state):", dict(sorted(agent_codes.items())),
+      "not ended as expected:", s["agents_wrong"])
 print("valid latency: p50 %.1f ms, p99 %.1f ms, max %.1f ms" % (pct(l, 0.5), pct(l, 0.99), pct(l, 1.0)))
 for f in failures:
     print("failed valid call:", f)
@@ -304,7 +385,7 @@ for f in failures:
 base = rows[1] if len(rows) > 2 else rows[0]
 end = rows[-1]
 print("RSS after warm-up %d MiB, at the end %d MiB; fds after warm-up %d, at the end %d" % (base[8], end[8], base[9], end[9]))
-bad = s["valid_failed"] > 0 or end[8] > base[8] * 1.5 + 32 or end[9] > base[9] + 32
+bad = s["valid_failed"] > 0 or s["mcp_failed"] > 0 or s["agents_wrong"] > 0 or end[8] > base[8] * 1.5 + 32 or end[9] > base[9] + 32
 sys.exit(1 if bad else 0)
 PY
 if ! kill -0 "$server_pid" 2>/dev/null; then
