@@ -134,6 +134,21 @@ const SCHEMA_ONE: &[&str] = &[
     "contentSchema",
 ];
 
+/// The compiler's message with the value it refuses, which it prints as
+/// JSON (`"xxx…" is not valid …`), cut to [`super::yaml::MAX_QUOTED_CHARS`]
+/// characters: a message names the wrong value, it does not replay it
+/// (fuzz finding 6, docs/RELIABILITY.md).
+fn without_long_instance(e: &jsonschema::ValidationError<'_>) -> String {
+    let message = e.to_string();
+    let shown = e.instance().to_string();
+    let max = super::yaml::MAX_QUOTED_CHARS;
+    if shown.chars().count() <= max {
+        return message;
+    }
+    let cut: String = shown.chars().take(max).chain(['…']).collect();
+    message.replace(&shown, &cut)
+}
+
 impl Schema {
     /// Checks and compiles `json`.
     ///
@@ -145,7 +160,7 @@ impl Schema {
         unknown_keywords(&json, "")?;
         let validator = jsonschema::validator_for(&json).map_err(|e| SchemaError {
             path: dotted(&e.schema_path().to_string()),
-            message: format!("not a valid JSON Schema: {e}"),
+            message: format!("not a valid JSON Schema: {}", without_long_instance(&e)),
         })?;
         Ok(Schema {
             json,

@@ -379,3 +379,28 @@ fn check_executable(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    /// Finding 6 of docs/RELIABILITY.md: the JSON Schema compiler quotes
+    /// the value it refuses; a long one comes back cut, not whole.
+    #[test]
+    fn a_long_invalid_schema_value_is_quoted_shortened() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("t.wasm"), b"\0asm").expect("wasm");
+        let long = "x".repeat(300);
+        let text = format!(
+            "metadata: {{ name: t, version: 1.0.0, description: d }}\n\
+             spec:\n  executable: {{ type: component, path: t.wasm }}\n\
+             \x20 parameters: {{ type: object, properties: {{ a: {{ type: {long} }} }} }}\n"
+        );
+        let file = dir.path().join("t.yaml");
+        std::fs::write(&file, &text).expect("manifest");
+        let e = crate::manifest::parse(&file, &text).expect_err("an invalid schema");
+        let message = e.to_string();
+        assert!(message.contains("spec.parameters"), "{message}");
+        assert!(!message.contains(&long), "the value is cut: {message}");
+        assert!(message.contains('…'), "{message}");
+        assert!(message.len() < 600, "{} bytes: {message}", message.len());
+    }
+}
