@@ -222,6 +222,34 @@ mod tests {
         );
     }
 
+    /// A tampered record is never read as another valid one: every single
+    /// bit flipped, every truncation and every extension is refused.
+    #[test]
+    fn every_flipped_bit_cut_or_extension_is_refused() {
+        let bytes = Record::new(stamp(100), at(200), HEX)
+            .expect("record")
+            .encode(&KEY, "a");
+        for i in 0..bytes.len() {
+            for bit in 0..8 {
+                let mut b = bytes.clone();
+                b[i] ^= 1 << bit;
+                assert!(
+                    Record::decode(&b, &KEY, "a").is_err(),
+                    "byte {i} bit {bit} flipped"
+                );
+            }
+        }
+        for n in 0..bytes.len() {
+            assert!(
+                Record::decode(&bytes[..n], &KEY, "a").is_err(),
+                "cut to {n}"
+            );
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(Record::decode(&longer, &KEY, "a").is_err(), "one byte more");
+    }
+
     #[test]
     fn vouches_only_for_the_same_stamp() {
         let r = Record::new(stamp(100), at(200), HEX).expect("record");
