@@ -24,6 +24,27 @@ fn hello_by_manifest_path_and_by_wasm_path() {
         .assert_stdout_has("Hello, Ada!");
 }
 
+/// A bare `.wasm` has no manifest, but its own `describe()` gives the
+/// input schema: `--param` values are typed by it and the input checked
+/// against it, as through a manifest.
+#[test]
+fn a_bare_wasm_is_typed_and_checked_by_its_own_describe() {
+    // `name` is a string in hello's schema: 42 stays the text "42".
+    toka(["run", "plugins/build/hello.wasm", "--param", "name=42"])
+        .run()
+        .assert_code(0)
+        .assert_stdout_has("Hello, 42!");
+    toka(["run", "plugins/build/text-stats.wasm", "--param", "text=42"])
+        .run()
+        .assert_code(0)
+        .assert_stdout_has(r#""words":1"#);
+    // The required property, checked before the guest runs.
+    let r = toka(["run", "plugins/build/hello.wasm", "--param", "nam=Ada"]).run();
+    r.assert_code(125)
+        .assert_stderr_has("lacks the required property `name`");
+    assert!(!r.stderr.contains("info: greeting"), "{}", r.stderr);
+}
+
 #[test]
 fn input_from_file_and_stdin() {
     let dir = tempfile::tempdir().expect("tempdir");

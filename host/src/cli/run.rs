@@ -19,7 +19,7 @@ use toka_runtime::llm::LlmConfigError;
 use toka_runtime::sandbox::{SandboxIo, Sink, Stdin};
 use toka_spec::directory::{self, FindError};
 use toka_spec::exit;
-use toka_spec::manifest::{self, ManifestError, ToolSpec};
+use toka_spec::manifest::{self, ManifestError, Schema, ToolSpec};
 use toka_spec::outcome::{ErrorKind, Output, error_json};
 
 /// The most bytes `--input` reads (from a file or stdin): a tool's input is
@@ -48,7 +48,9 @@ pub struct RunArgs {
 
     /// Set one property of a tool's input (repeatable). VALUE is taken as
     /// JSON (3, true, [1,2]) unless the tool's schema says the property is a
-    /// string or VALUE is not valid JSON; then it is a string.
+    /// string or VALUE is not valid JSON; then it is a string. The schema is
+    /// the manifest's `spec.parameters`, or for a bare .wasm tool the one its
+    /// own describe() returns (run with no capabilities).
     #[arg(long = "param", value_name = "KEY=VALUE", help_heading = "Input")]
     pub params: Vec<String>,
 
@@ -197,7 +199,7 @@ async fn run_inner(args: &RunArgs) -> Result<u8, RunError> {
         .await
         .map_err(|e| RunError::Input(format!("loading `{name}` failed: {e}")))??
     };
-    let tool = Arc::new(tool);
+    let mut tool = tool;
     let audit = args.audit.open().map_err(RunError::Input)?;
     let shim = args.sandbox.shim.options().map_err(RunError::Input)?;
     let workflow = tool.is_workflow();
@@ -215,6 +217,10 @@ async fn run_inner(args: &RunArgs) -> Result<u8, RunError> {
         llm,
         audit,
     });
+    if tool.spec.is_none() && tool.takes_json() && !workflow {
+        tool.described = described_schema(&runtime, &tool).await;
+    }
+    let tool = Arc::new(tool);
     if workflow {
         if tool.spec.is_none() {
             return Err(RunError::Input(format!(
@@ -258,6 +264,41 @@ async fn run_inner(args: &RunArgs) -> Result<u8, RunError> {
             e.exit_code()
         }
     })
+}
+
+/// A bare `.wasm` tool's own input schema, from its `describe`, so that
+/// `--param` values are typed and the input checked as with a manifest. A
+/// `describe` that fails or gives no usable schema is a warning: the call
+/// still runs, with any JSON object as input.
+async fn described_schema(runtime: &Runtime, tool: &Tool) -> Option<Schema> {
+    let name = &tool.name;
+    let info = match runtime.describe(tool).await {
+        Ok(info) => info,
+        Err(e) => {
+            eprintln!(
+                "warning: `{name}`'s describe() failed ({e}); --param values are not typed and the input is not checked"
+            );
+            return None;
+        }
+    };
+    let schema = serde_json::from_str::<Value>(&info.input_schema)
+        .map_err(|e| format!("not JSON: {e}"))
+        .and_then(|json| {
+            if json.get("type").and_then(Value::as_str) == Some("object") {
+                Schema::compile(json).map_err(|e| e.to_string())
+            } else {
+                Err("not an object schema (`type: object`)".into())
+            }
+        });
+    match schema {
+        Ok(schema) => Some(schema),
+        Err(why) => {
+            eprintln!(
+                "warning: `{name}`'s describe() gives an input schema that is {why}; --param values are not typed and the input is not checked"
+            );
+            None
+        }
+    }
 }
 
 /// What `--json` says the plugin is: `tool`, `workflow`, `command` or

@@ -142,6 +142,30 @@ impl Runtime {
         }
     }
 
+    /// What a bare `.wasm` tool says of itself: its `describe`, run under
+    /// the operator's limits with no capabilities at all (no files,
+    /// environment or network: `describe` must not have side effects).
+    ///
+    /// # Errors
+    ///
+    /// The policy error, or what stopped `describe` (a trap, a limit, not a
+    /// tool component).
+    pub async fn describe(&self, tool: &Tool) -> Result<invoke::Described, CallError> {
+        let Code::Wasm(wasm) = &tool.code else {
+            return Err(CallError::Setup {
+                tool: tool.name.clone(),
+                message: "only a tool component has `describe`".into(),
+            });
+        };
+        let mut policy =
+            policy::resolve(&tool.name, None, &self.grants, |_| None).map_err(CallError::Policy)?;
+        policy.capabilities.clear();
+        policy.preopens.clear();
+        policy.env.clear();
+        policy.network = Default::default();
+        invoke::describe(&self.engine, &tool.name, wasm, &policy).await
+    }
+
     /// Resolves the policy and checks the input, without running anything.
     ///
     /// # Errors

@@ -42,6 +42,9 @@ pub struct Tool {
     pub digest: Sha256Hex,
     /// When it was loaded.
     pub loaded_at: SystemTime,
+    /// A bare `.wasm`'s input schema, from its own `describe` (see
+    /// [`crate::call::Runtime::describe`]); manifests have theirs.
+    pub described: Option<Schema>,
 }
 
 /// The code of a loaded tool.
@@ -102,12 +105,14 @@ impl Tool {
         }
     }
 
-    /// The input JSON Schema (`{"type": "object"}` for a bare `.wasm`).
+    /// The input JSON Schema: the manifest's, a bare `.wasm`'s own from
+    /// `describe` when it was asked, else `{"type": "object"}`.
     pub fn parameters(&self) -> &Schema {
         static ANY_OBJECT: std::sync::OnceLock<Schema> = std::sync::OnceLock::new();
-        match &self.spec {
-            Some(s) => &s.parameters,
-            None => ANY_OBJECT.get_or_init(|| {
+        match (&self.spec, &self.described) {
+            (Some(s), _) => &s.parameters,
+            (None, Some(d)) => d,
+            (None, None) => ANY_OBJECT.get_or_init(|| {
                 Schema::compile(serde_json::json!({ "type": "object" }))
                     .expect("the constant schema {\"type\": \"object\"} compiles")
             }),
@@ -411,6 +416,7 @@ pub fn load(engine: &TokaEngine, spec: ToolSpec) -> Result<Tool, LoadError> {
         code,
         digest,
         loaded_at: SystemTime::now(),
+        described: None,
     })
 }
 
@@ -432,6 +438,7 @@ pub fn load_file(engine: &TokaEngine, path: &Path, name: &str) -> Result<Tool, L
         code: Code::Wasm(wasm),
         digest,
         loaded_at: SystemTime::now(),
+        described: None,
     })
 }
 

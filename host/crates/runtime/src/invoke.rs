@@ -253,6 +253,80 @@ pub async fn invoke(
     }
 }
 
+/// What a tool component says of itself (`handler.describe`).
+#[derive(Clone, Debug)]
+pub struct Described {
+    /// The tool's name, as the component gives it.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// Its description.
+    pub description: String,
+    /// The JSON Schema (as JSON text) of the input it accepts.
+    pub input_schema: String,
+}
+
+/// Calls a tool component's `describe` in a fresh sandbox built from
+/// `policy` (the caller strips capabilities: `describe` must not have side
+/// effects), within the policy's limits.
+///
+/// # Errors
+///
+/// [`CallError::Setup`] when `wasm` is not a tool component or the sandbox
+/// cannot be built; the limit or trap that stopped `describe`.
+pub async fn describe(
+    engine: &TokaEngine,
+    tool: &str,
+    wasm: &Wasm,
+    policy: &Policy,
+) -> Result<Described, CallError> {
+    let setup = |message: String| CallError::Setup {
+        tool: tool.to_string(),
+        message,
+    };
+    let Linked::Tool(pre) = &wasm.linked else {
+        return Err(setup("only a tool component has `describe`".into()));
+    };
+    let io = SandboxIo::captured(tool, policy.limits.output, crate::events::discard());
+    let mut sandbox = sandbox::store::<WasiCtx>(engine, tool, policy, &io, None)
+        .map_err(|e| setup(e.to_string()))?;
+    let call = async {
+        let bindings = pre
+            .instantiate_async(&mut sandbox.store)
+            .await
+            .map_err(Failure::Wasm)?;
+        bindings
+            .toka_plugin_handler()
+            .call_describe(&mut sandbox.store)
+            .await
+            .map_err(Failure::Wasm)
+    };
+    let info = match tokio::time::timeout(policy.limits.timeout + OUTER_GRACE, call).await {
+        Ok(Ok(info)) => info,
+        Ok(Err(failure)) => {
+            return Err(match classify(failure, engine, policy, tool) {
+                Err(e) => e,
+                Ok(_) => setup("`describe` exited instead of returning".into()),
+            });
+        }
+        Err(_) => {
+            return Err(CallError::Limit {
+                tool: tool.to_string(),
+                limit: LimitExceeded::Timeout {
+                    limit: policy.limits.timeout,
+                },
+                caller_budget: false,
+            });
+        }
+    };
+    Ok(Described {
+        name: info.name,
+        version: info.version,
+        description: info.description,
+        input_schema: info.input_schema,
+    })
+}
+
 /// A call that did not produce output: either already understood, or a raw
 /// wasmtime error still to be classified.
 enum Failure {
