@@ -59,3 +59,46 @@ fn javascript_guide() {
 fn c_guide() {
     follow("c.md");
 }
+
+/// The checker follows a guide as one shell session, as a reader types it:
+/// a `cd` or an `export` holds for the next step, and a failing command
+/// fails the guide at its step.
+#[test]
+fn the_checker_runs_a_guide_as_one_session() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let check = |text: &str| {
+        let guide = dir.path().join("guide.md");
+        std::fs::write(&guide, text).expect("guide");
+        Command::new("python3")
+            .arg(repo().join("scripts/check-guide.py"))
+            .arg(&guide)
+            .output()
+            .expect("run check-guide.py")
+    };
+    let fence = "```";
+    let out = check(&format!(
+        "{fence}sh\nmkdir sub && cd sub\nexport GREETING=hi\n{fence}\n\n\
+         {fence}sh\nbasename \"$PWD\"; echo \"$GREETING\"\n{fence}\n\n\
+         {fence}text expect\nsub\nhi\n{fence}\n"
+    ));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = check(&format!(
+        "{fence}sh\ntrue\n{fence}\n\n{fence}sh\nfalse\necho after\n{fence}\n"
+    ));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("step 2 failed"),
+        "{err}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| l == "after"),
+        "the session ends at the failing command"
+    );
+}
