@@ -68,8 +68,10 @@ fn text_stats_answers_the_same_in_four_languages() {
         }
     }
 
-    // Errors too: the same case and message from each tool's own check (run
-    // from the .wasm, so the host's schema check does not answer first)...
+    // Errors too: the same case and message from each tool's own check
+    // (through a manifest whose schema takes any object, so the host's
+    // schema check does not answer first)...
+    let loose = tempfile::tempdir().expect("tempdir");
     for (input, message) in [
         (
             json!({ "text": "x", "top": 0 }),
@@ -81,33 +83,57 @@ fn text_stats_answers_the_same_in_four_languages() {
         ),
     ] {
         for tool in TOOLS {
-            let (code, _, stderr) = run_tool(&plugin(tool), &input);
+            let (code, _, stderr) = run_tool(&loose_manifest(loose.path(), tool), &input);
             assert_eq!(code, 1, "{tool}: {stderr}");
             assert!(
                 stderr.contains("(InvalidInput)") && stderr.contains(message),
                 "{tool}: {stderr}"
             );
         }
-        // ...and through the manifest, the host refuses it first, the same
-        // for all four, from the schema's `minimum` and `maximum`.
+        // ...and through the manifest, or from the .wasm with the schema its
+        // own describe() gives, the host refuses it first, the same for all
+        // four, from the schema's `minimum` and `maximum`.
         for tool in TOOLS {
-            let (code, _, stderr) = run_tool(tool, &input);
-            assert_eq!(code, 125, "{tool}: {stderr}");
-            assert!(stderr.contains("input property `top`"), "{tool}: {stderr}");
+            for target in [tool.to_string(), plugin(tool)] {
+                let (code, _, stderr) = run_tool(&target, &input);
+                assert_eq!(code, 125, "{target}: {stderr}");
+                assert!(
+                    stderr.contains("input property `top`"),
+                    "{target}: {stderr}"
+                );
+            }
         }
     }
     // A missing `text` is caught by the host's schema check for all four;
-    // the tools' own check, run directly from the .wasm, agrees.
-    for file in [
-        "text-stats",
-        "text-stats-py",
-        "text-stats-js",
-        "text-stats-c",
-    ] {
-        let r = toka(["run", &plugin(file), "--input", r#"{"nope":1}"#]).run();
+    // the tools' own check, past a schema that takes any object, agrees.
+    for tool in TOOLS {
+        let r = toka([
+            "run",
+            &loose_manifest(loose.path(), tool),
+            "--input",
+            r#"{"nope":1}"#,
+        ])
+        .run();
         r.assert_code(1)
             .assert_stderr_has("`text` (a string) is required");
     }
+}
+
+/// A manifest for `tool`'s .wasm whose schema takes any object, so that the
+/// tool's own input check answers rather than the host's.
+fn loose_manifest(dir: &std::path::Path, tool: &str) -> String {
+    let file = dir.join(format!("{tool}.yaml"));
+    std::fs::write(
+        &file,
+        format!(
+            "metadata: {{ name: {tool}, version: 1.0.0, description: any object }}\n\
+             spec:\n  executable: {{ type: component, path: {} }}\n\
+             \x20 security: {{ sandbox: {{ fuel: 2000000000, memory_limit: 64MiB, timeout: 5s }} }}\n",
+            plugin(tool)
+        ),
+    )
+    .expect("manifest");
+    file.display().to_string()
 }
 
 #[test]

@@ -14,14 +14,14 @@
 //! nothing it does not know — and hands anything else, errors included, to
 //! the SDK, which stays the one judge of the protocol. Both paths answer
 //! through [`super::handler::call`], so a call is the same call either way;
-//! a session's `notifications/cancelled` reaches fast calls too.
+//! a session's `notifications/cancelled` reaches fast calls too (their
+//! stream then ends with no message, as the SDK's does).
 
 use super::handler::{call, caller_of_request};
 use super::{Hub, McpHandler};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use rmcp::ErrorData;
 use rmcp::model::{RequestId, ServerJsonRpcMessage, ServerResult};
 use rmcp::transport::streamable_http_server::session::SessionManager;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -152,10 +152,18 @@ impl Endpoint {
                         result.strip_result_type_for_legacy_peer();
                         ServerJsonRpcMessage::response(result, c.id)
                     }
-                    () = stop.cancelled() => ServerJsonRpcMessage::error(
-                        ErrorData::internal_error("cancelled", None),
-                        Some(c.id),
-                    ),
+                    // As the SDK does for a cancelled request: its event
+                    // stream ends with no message (a client that cancelled
+                    // may already have closed where an answer would go).
+                    () = stop.cancelled() => return (
+                        StatusCode::OK,
+                        [(
+                            header::CONTENT_TYPE,
+                            HeaderValue::from_static("text/event-stream"),
+                        )],
+                        "",
+                    )
+                        .into_response(),
                 }
             }
         };
