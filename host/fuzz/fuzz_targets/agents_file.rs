@@ -64,7 +64,12 @@ fuzz_target!(|data: &[u8]| {
     let file = Path::new("/fuzz/agents.yaml");
     match from_yaml::<AgentsFile>(file, text) {
         Ok(_) => {
-            let value: serde_yaml::Value = serde_yaml::from_str(text).expect("it parsed as YAML");
+            // serde_yaml's `Value` holds no integer over 64 bits, which a
+            // JSON `input` reads (finding 8, docs/RELIABILITY.md): nothing to
+            // round-trip then.
+            let Ok(value) = serde_yaml::from_str::<serde_yaml::Value>(text) else {
+                return;
+            };
             if has_null(&value) || lossy_numbers(&value, text) {
                 return;
             }

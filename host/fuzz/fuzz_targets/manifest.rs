@@ -74,8 +74,12 @@ fn looks_like_a_manifest(text: &str) -> bool {
 }
 
 fn roundtrip(sandbox: &Sandbox, text: &str, spec: &manifest::ToolSpec) {
-    let value: serde_yaml::Value =
-        serde_yaml::from_str(text).expect("a manifest that validated is YAML");
+    // serde_yaml's `Value` holds no integer over 64 bits, which a JSON
+    // field (`spec.parameters`) reads (finding 8, docs/RELIABILITY.md):
+    // nothing to round-trip then.
+    let Ok(value) = serde_yaml::from_str::<serde_yaml::Value>(text) else {
+        return;
+    };
     if has_null(&value) || lossy_numbers(&value, text) {
         return;
     }
