@@ -20,6 +20,8 @@ fn new_builds_and_runs(kind: &str, name: &str, lang: &str, expect: &str) {
         .current_dir(&folder)
         .env("COMPONENTIZE_PY", tc.join("python/bin/componentize-py"))
         .env("JCO", tc.join("node/node_modules/.bin/jco"))
+        .env("WIT_BINDGEN", tc.join("cargo/bin/wit-bindgen"))
+        .env("WASM_TOOLS", tc.join("cargo/bin/wasm-tools"))
         // Shares the plugins' compiled dependencies.
         .env("CARGO_TARGET_DIR", repo().join("target"))
         .output()
@@ -63,6 +65,11 @@ fn a_python_tool() {
 #[test]
 fn a_javascript_tool() {
     new_builds_and_runs("tool", "measure-js", "js", "\"length\":43");
+}
+
+#[test]
+fn a_c_tool() {
+    new_builds_and_runs("tool", "measure-c", "c", "\"length\":43");
 }
 
 #[test]

@@ -21,6 +21,11 @@ const WIT: [(&str, &str); 6] = [
     ("worlds.wit", include_str!("../../../wit/v0.1.0/worlds.wit")),
 ];
 
+/// The file `new --lang c` writes the preview1 reactor adapter to.
+const C_ADAPTER: &str = "wasi_snapshot_preview1.reactor.wasm";
+const C_ADAPTER_BYTES: &[u8] =
+    wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER;
+
 /// What to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Kind {
@@ -39,6 +44,8 @@ pub enum Lang {
     Python,
     /// JavaScript (jco componentize).
     Js,
+    /// C (clang for wasm32-wasi, wit-bindgen c, wasm-tools).
+    C,
 }
 
 /// `toka-host new` flags.
@@ -65,7 +72,7 @@ Then:
   toka-host run NAME.yaml --input @input.json
 
 Workflows are written in Rust (the WIT bindings of tools.call and llm.complete);
-tools in Rust, Python or JavaScript.";
+tools in Rust, Python, JavaScript or C.";
 
 /// Runs `toka-host new`; returns the exit code.
 pub fn run(args: &NewArgs) -> u8 {
@@ -94,7 +101,7 @@ fn create(args: &NewArgs) -> Result<PathBuf, String> {
     let name = name.to_string();
     if args.kind == Kind::Workflow && args.lang != Lang::Rust {
         return Err(format!(
-            "--lang {}: workflows are written in Rust for now (`toka-host new workflow {name} --lang rust`); tools may be Rust, Python or JavaScript",
+            "--lang {}: workflows are written in Rust for now (`toka-host new workflow {name} --lang rust`); tools may be Rust, Python, JavaScript or C",
             lang_word(args.lang)
         ));
     }
@@ -137,6 +144,19 @@ fn create(args: &NewArgs) -> Result<PathBuf, String> {
         }
         (Kind::Tool, Lang::Python) => write("app.py", include_str!("new/python-tool.py"))?,
         (Kind::Tool, Lang::Js) => write(&format!("{name}.js"), include_str!("new/js-tool.js"))?,
+        (Kind::Tool, Lang::C) => {
+            write(&format!("{name}.c"), include_str!("new/c-tool.c"))?;
+            // wasi-libc speaks WASI preview1; the adapter turns the core
+            // module into a preview2 component the host runs.
+            let adapter = dir.join(C_ADAPTER);
+            std::fs::write(&adapter, C_ADAPTER_BYTES).map_err(|e| {
+                format!(
+                    "{}: {}",
+                    adapter.display(),
+                    toka_spec::manifest::io_reason(&e)
+                )
+            })?;
+        }
     }
     write("build.sh", &build_script(args.kind, args.lang, &name))?;
     make_executable(&dir.join("build.sh"))?;
@@ -146,7 +166,12 @@ fn create(args: &NewArgs) -> Result<PathBuf, String> {
         "{\"text\": \"A sandboxed tool, from nothing in a minute.\"}\n",
     )?;
     write("README.md", &readme(args.kind, args.lang, &name))?;
-    write(".gitignore", "/target\n/*.wasm\n")?;
+    let ignore = if args.lang == Lang::C {
+        "/target\n/gen\n/*.wasm\n!/wasi_snapshot_preview1.reactor.wasm\n"
+    } else {
+        "/target\n/*.wasm\n"
+    };
+    write(".gitignore", ignore)?;
     Ok(dir)
 }
 
@@ -155,6 +180,7 @@ fn lang_word(lang: Lang) -> &'static str {
         Lang::Rust => "rust",
         Lang::Python => "python",
         Lang::Js => "js",
+        Lang::C => "c",
     }
 }
 
@@ -184,6 +210,20 @@ fn build_script(kind: Kind, lang: Lang, name: &str) -> String {
             "# Needs jco (npm install @bytecodealliance/jco @bytecodealliance/componentize-js), or JCO=/path/to/it\n\
              # -d all: no wasi:http or other imports the host does not provide.\n\
              \"${{JCO:-jco}}\" componentize {name}.js --wit wit --world-name {world} -d all -o {name}.wasm\n"
+        ),
+        Lang::C => format!(
+            "# Needs clang with a wasm32-wasi sysroot (Debian/Ubuntu: apt install clang lld\n\
+             # wasi-libc libclang-rt-dev-wasm32; or wasi-sdk, WASI_SYSROOT=/opt/wasi-sdk/share/wasi-sysroot),\n\
+             # wit-bindgen and wasm-tools (cargo install wit-bindgen-cli wasm-tools);\n\
+             # CC, WIT_BINDGEN, WASM_TOOLS override the commands.\n\
+             mkdir -p gen\n\
+             \"${{WIT_BINDGEN:-wit-bindgen}}\" c wit --world {world} --out-dir gen >/dev/null\n\
+             \"${{CC:-clang}}\" --target=wasm32-wasi --sysroot=\"${{WASI_SYSROOT:-/usr}}\" -mexec-model=reactor -O2 -Wall \\\n\
+             \x20   -I gen {name}.c gen/{world}.c gen/{world}_component_type.o -o gen/{name}.core.wasm\n\
+             # {C_ADAPTER}: WASI preview1 (what wasi-libc speaks) on top of\n\
+             # preview2 (what the host gives), from the host's wasmtime release.\n\
+             \"${{WASM_TOOLS:-wasm-tools}}\" component new gen/{name}.core.wasm \\\n\
+             \x20   --adapt wasi_snapshot_preview1={C_ADAPTER} -o {name}.wasm\n"
         ),
     };
     format!(
@@ -225,6 +265,7 @@ fn readme(kind: Kind, lang: Lang, name: &str) -> String {
             Lang::Rust => "Rust",
             Lang::Python => "Python",
             Lang::Js => "JavaScript",
+            Lang::C => "C",
         }
     )
 }
