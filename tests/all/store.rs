@@ -205,11 +205,37 @@ fn the_database_restarting_under_load_loses_no_finished_result() {
         Some(r#"{"workflow":"wf","input":{"steps":[]}}"#),
     );
     assert_eq!(code, 503, "a run that cannot be recorded does not start");
+    // `/status` says why within a poll of the store; `/ready` stays ready,
+    // since tools still serve.
+    let status = wait_for_status(&s, |v| v["run_store_error"].is_string());
+    assert!(
+        status["run_store_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("postgres")),
+        "{status}"
+    );
+    assert_eq!(s.json("GET", "/ready", None).0, 200);
+    // Down for longer than the 2 s lease: coming back, the replica renews
+    // its own runs before it sweeps expired ones, so none is interrupted.
     std::thread::sleep(Duration::from_secs(3));
     pg.start_again();
+    wait_for_status(&s, |v| v["run_store_error"].is_null());
     for id in &ids {
         let v = poll(&s, id, |v| v["state"] != "running");
         assert_eq!(v["state"], "completed", "{v}");
         assert_eq!(v["output"]["results"][1]["ok"], "slept", "{v}");
+    }
+}
+
+/// Polls `GET /status` on `s` until `until` holds (or 20 s pass).
+fn wait_for_status(s: &Server, until: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (code, v) = s.json("GET", "/status", None);
+        if code == 200 && until(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "/status: {v}");
+        std::thread::sleep(Duration::from_millis(100));
     }
 }

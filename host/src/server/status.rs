@@ -31,6 +31,8 @@ pub(crate) async fn status(State(app): State<Arc<App>>) -> Response {
         "calls": app.door.calls(),
         "manifests": app.catalog.dir(),
         "directory_error": app.catalog.dir_error(),
+        // Not part of readiness: tool calls work without the store.
+        "run_store_error": app.agents.store_unreachable(),
         "tools": tools.values().map(|t| json!({
             "name": t.name,
             "version": t.spec.as_ref().map(|s| s.version.clone()),

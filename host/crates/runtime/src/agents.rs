@@ -319,6 +319,13 @@ impl AgentHost {
         self.events.subscribe()
     }
 
+    /// Why the run store did not answer the last background contact
+    /// (renewing leases, polling cancel requests); `None` while it answers
+    /// or when there is no store. Agent runs cannot start or be read then.
+    pub fn store_unreachable(&self) -> Option<String> {
+        self.durable.as_ref().and_then(Durable::unreachable)
+    }
+
     fn local(&self, id: &str) -> Option<Arc<Agent>> {
         self.agents
             .lock()
@@ -683,8 +690,14 @@ impl AgentHost {
                             agents.retain(|_, a| !Arc::ptr_eq(a, &agent));
                         }
                     }
+                    // Only right after this replica's own leases were
+                    // renewed: when the store comes back after an outage
+                    // longer than the lease, a sweep that ran before the
+                    // renewal (the first query failing on a dead connection,
+                    // the next one working) would find this replica's own
+                    // live runs expired and interrupt them.
+                    d.interrupt_expired().await;
                 }
-                d.interrupt_expired().await;
             }
             if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
                 last_prune = Some(Instant::now());

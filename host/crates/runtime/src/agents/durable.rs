@@ -46,6 +46,9 @@ pub struct Durable {
     progress: Mutex<std::collections::HashMap<String, (Instant, u64)>>,
     events_written: AtomicU64,
     last_error_log: AtomicI64,
+    /// The background loop's last contact with the store failed with this
+    /// (cleared by the next success): what `/ready` reports.
+    unreachable: Mutex<Option<String>>,
 }
 
 impl Durable {
@@ -70,6 +73,7 @@ impl Durable {
             progress: Mutex::new(std::collections::HashMap::new()),
             events_written: AtomicU64::new(0),
             last_error_log: AtomicI64::new(0),
+            unreachable: Mutex::new(None),
         })
     }
 
@@ -86,6 +90,26 @@ impl Durable {
     /// How often cancel requests are polled.
     pub fn poll_interval(&self) -> Duration {
         (self.lease() / 10).clamp(Duration::from_millis(100), Duration::from_millis(500))
+    }
+
+    /// Why the store could not be reached at the background loop's last
+    /// contact (every [`Durable::poll_interval`]); `None` while it answers.
+    pub fn unreachable(&self) -> Option<String> {
+        self.unreachable.lock().ok().and_then(|u| u.clone())
+    }
+
+    fn contact<T>(&self, result: Result<T, StoreError>) -> Option<T> {
+        let (value, error) = match result {
+            Ok(v) => (Some(v), None),
+            Err(e) => {
+                self.log_once_in_a_while(&e);
+                (None, Some(e.to_string()))
+            }
+        };
+        if let Ok(mut u) = self.unreachable.lock() {
+            *u = error;
+        }
+        value
     }
 
     fn log_once_in_a_while(&self, e: &StoreError) {
@@ -252,30 +276,19 @@ impl Durable {
 
     /// Runs of this replica that someone asked to cancel.
     pub(super) async fn cancel_requests(&self) -> Vec<String> {
-        match self
+        let ids = self
             .options
             .store
             .cancel_requests(&self.options.replica)
-            .await
-        {
-            Ok(ids) => ids,
-            Err(e) => {
-                self.log_once_in_a_while(&e);
-                Vec::new()
-            }
-        }
+            .await;
+        self.contact(ids).unwrap_or_default()
     }
 
     /// Renews this replica's leases; the runs it still holds, or `None`
     /// when the store cannot be reached.
     pub(super) async fn renew(&self) -> Option<Vec<String>> {
-        match self.options.store.renew_leases(&self.options.replica).await {
-            Ok(held) => Some(held),
-            Err(e) => {
-                self.log_once_in_a_while(&e);
-                None
-            }
-        }
+        let held = self.options.store.renew_leases(&self.options.replica).await;
+        self.contact(held)
     }
 
     /// Marks runs of replicas that stopped renewing `interrupted`.
