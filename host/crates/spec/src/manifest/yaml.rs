@@ -132,8 +132,14 @@ fn humane(message: &str) -> String {
 }
 
 fn expected_words(expected: &str) -> String {
-    if expected.starts_with("struct ") {
+    // The manifest's own hint only for a manifest's top level: an agents
+    // file or a nested block (`spec.security: 5`) is a mapping of other
+    // fields (fuzz finding 7, docs/RELIABILITY.md).
+    if expected == "struct RawManifest" {
         return "a mapping of fields (a Toka manifest has `metadata:` and `spec:`)".into();
+    }
+    if expected.starts_with("struct ") {
+        return "a mapping of fields".into();
     }
     match expected {
         "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number, 0 or more".into(),
@@ -208,6 +214,41 @@ mod tests {
         };
         assert_eq!(field, "spec.parameters", "{e}");
         assert!(message.contains("twice"), "{e}");
+    }
+
+    /// Fuzz finding 7 (docs/RELIABILITY.md): every file and every nested
+    /// block that was not a mapping got the manifest's hint.
+    #[test]
+    fn only_a_manifest_is_told_what_a_manifest_has() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct AgentsFile {
+            agents: Vec<String>,
+        }
+        let hint = "a Toka manifest has";
+        let message = |e: ManifestError| match e {
+            ManifestError::Invalid { message, .. } => message,
+            other => panic!("{other}"),
+        };
+        let agents = from_yaml::<AgentsFile>(Path::new("/agents.yaml"), "[1]\n")
+            .err()
+            .map(message)
+            .expect("refused");
+        assert_eq!(agents, "found a list, expected a mapping of fields");
+        let nested = from_yaml::<super::super::raw::RawManifest>(
+            Path::new("/m.yaml"),
+            "metadata: { name: a, version: 1.0.0, description: d }\nspec: 5\n",
+        )
+        .err()
+        .map(message)
+        .expect("refused");
+        assert!(!nested.contains(hint), "{nested}");
+        assert!(nested.contains("expected a mapping of fields"), "{nested}");
+        let top = from_yaml::<super::super::raw::RawManifest>(Path::new("/m.yaml"), "5\n")
+            .err()
+            .map(message)
+            .expect("refused");
+        assert!(top.contains(hint), "{top}");
     }
 
     #[test]
