@@ -17,8 +17,7 @@
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 use toka_fuzz::{
-    MAX_ECHO_NOT_A_MANIFEST, MAX_QUOTED_VALUE, Sandbox, echoed_from_input, has_null, lossy_numbers,
-    quoted,
+    MAX_ECHO_NOT_A_MANIFEST, MAX_QUOTED_VALUE, Sandbox, echoed_from_input, quoted, value_round_trip,
 };
 use toka_spec::manifest::{self, ManifestError};
 
@@ -74,18 +73,7 @@ fn looks_like_a_manifest(text: &str) -> bool {
 }
 
 fn roundtrip(sandbox: &Sandbox, text: &str, spec: &manifest::ToolSpec) {
-    // serde_yaml's `Value` holds no integer over 64 bits, which a JSON
-    // field (`spec.parameters`) reads (finding 8, docs/RELIABILITY.md):
-    // nothing to round-trip then.
-    let Ok(value) = serde_yaml::from_str::<serde_yaml::Value>(text) else {
-        return;
-    };
-    if has_null(&value) || lossy_numbers(&value, text) {
-        return;
-    }
-    // serde_yaml cannot emit some values it reads (a tag on the
-    // document root): nothing to compare then.
-    let Ok(again) = serde_yaml::to_string(&value) else {
+    let Some(again) = value_round_trip(text) else {
         return;
     };
     let spec2 = match manifest::parse(&sandbox.manifest, &again) {

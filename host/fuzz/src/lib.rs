@@ -152,6 +152,34 @@ pub fn show(p: &Path) -> String {
     p.display().to_string()
 }
 
+/// `text` written back by `serde_yaml::Value`, when that round trip keeps
+/// its meaning for a typed reader; `None` when it cannot, and the
+/// round-trip invariant of the `manifest` and `agents_file` targets has
+/// nothing to compare (docs/RELIABILITY.md, findings 2, 8 and 9):
+///
+/// - `Value` cannot read it (an integer over 64 bits, which a JSON field
+///   reads);
+/// - it holds a null or a number or boolean `Value` would respell (see
+///   [`has_null`], [`lossy_scalars`]);
+/// - it holds a tag (`!x`, `!!str`): serde_yaml reads some tagged values
+///   one way into a typed field and another into `Value` (`agents: !!!!`
+///   is an empty list typed, the string `""` as a `Value`), and cannot
+///   write some back at all;
+/// - serde_yaml cannot write the `Value`, or what it writes reads back as
+///   another `Value`.
+pub fn value_round_trip(text: &str) -> Option<String> {
+    if text.contains('!') {
+        return None;
+    }
+    let value = serde_yaml::from_str::<serde_yaml::Value>(text).ok()?;
+    if has_null(&value) || lossy_scalars(text) {
+        return None;
+    }
+    let again = serde_yaml::to_string(&value).ok()?;
+    let back = serde_yaml::from_str::<serde_yaml::Value>(&again).ok()?;
+    (back == value).then_some(again)
+}
+
 /// True when `v` holds a YAML null anywhere. serde_yaml reads an empty
 /// value differently from the explicit `null` that `serde_yaml::Value`
 /// writes back for it (`agents:` is an empty list, `agents: null` an error;
@@ -171,18 +199,20 @@ pub fn has_null(v: &serde_yaml::Value) -> bool {
     }
 }
 
-/// True when a number in `v` is not written in `text` the way
-/// `serde_yaml::Value` writes it back (`+1`, `007`, `0x1f`, floats, integers
-/// too large for 64 bits): a string field reads the spelling, so the round
-/// trip through `Value` would change it (docs/RELIABILITY.md, finding 2).
-pub fn lossy_numbers(v: &serde_yaml::Value, text: &str) -> bool {
+/// True when `text` spells a number or boolean otherwise than
+/// `serde_yaml::Value` writes it back (`+1`, `-0`, `007`, `0x1f`, floats,
+/// integers too large for 64 bits, `True`, `FALSE`): a string field reads
+/// the spelling, so the round trip through `Value` would change it
+/// (docs/RELIABILITY.md, findings 2 and 9). Every word of the text that
+/// YAML would read as a number or boolean is checked, quoted or not, so
+/// this errs on the side of skipping.
+pub fn lossy_scalars(text: &str) -> bool {
     use serde_yaml::Value;
-    match v {
-        Value::Number(n) => n.is_f64() || !text.contains(&n.to_string()),
-        Value::Sequence(s) => s.iter().any(|v| lossy_numbers(v, text)),
-        Value::Mapping(m) => m
-            .iter()
-            .any(|(k, v)| lossy_numbers(k, text) || lossy_numbers(v, text)),
-        _ => false,
-    }
+    text.split(|c: char| c.is_whitespace() || "[]{},:#'\"".contains(c))
+        .filter(|w| w.starts_with(|c: char| c.is_ascii_digit() || "+-.tTfF".contains(c)))
+        .any(|w| match serde_yaml::from_str::<Value>(w) {
+            Ok(Value::Number(n)) => n.is_f64() || n.to_string() != w,
+            Ok(Value::Bool(b)) => b.to_string() != w,
+            _ => false,
+        })
 }
