@@ -47,7 +47,7 @@ pub struct Durable {
     events_written: AtomicU64,
     last_error_log: AtomicI64,
     /// The background loop's last contact with the store failed with this
-    /// (cleared by the next success): what `/ready` reports.
+    /// (cleared by the next success): what `/status` reports.
     unreachable: Mutex<Option<String>>,
 }
 
