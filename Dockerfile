@@ -35,6 +35,9 @@ COPY --from=build /src/scripts/tools /opt/toka/scripts/tools
 USER toka
 ENV TOKA_MANIFESTS=/opt/toka/manifests \
     XDG_CACHE_HOME=/var/lib/toka/cache
+# Compile every tool into the toka user's cache now, so the container's
+# start and its first Python or JavaScript call do not wait seconds for it.
+RUN toka-host tools compile
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s \
   CMD curl -fsS http://127.0.0.1:8080/health || exit 1

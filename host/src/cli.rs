@@ -322,9 +322,13 @@ impl SandboxArgs {
     /// used.
     pub fn engine(&self) -> Result<TokaEngine, String> {
         let registry = self.registry.settings().map_err(|e| e.to_string())?;
-        TokaEngine::new(&self.engine.options(&self.limits))
+        let engine = TokaEngine::new(&self.engine.options(&self.limits))
             .map(|e| e.with_registry(registry))
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        Ok(match progress::CompileSpinner::for_stderr() {
+            Some(watch) => engine.with_compile_watch(watch),
+            None => engine,
+        })
     }
 }
 

@@ -205,4 +205,13 @@ fn dockerfile_agrees_with_the_binary() {
         text.contains("scripts/build-plugins.sh"),
         "the image builds the plugins"
     );
+    // Compiled as the user that serves, into the cache it will read.
+    let compile = text
+        .find("RUN toka-host tools compile")
+        .expect("the image compiles its tools");
+    assert!(
+        compile > text.find(&user).expect("USER"),
+        "compiled after USER"
+    );
+    toka(["tools", "compile", "--help"]).run().assert_code(0);
 }

@@ -1,4 +1,4 @@
-//! `toka-host tools list|show|validate|call`: the registry of a manifests
+//! `toka-host tools list|show|validate|compile|call`: the registry of a manifests
 //! directory, where one broken manifest never hides the others.
 
 use crate::harness::{plugin, repo, toka};
@@ -200,4 +200,54 @@ fn call_goes_through_the_registry() {
     toka(["tools", "call", "file-reader", "--param", "path=notes.txt"])
         .run()
         .assert_code(126);
+}
+
+/// `tools compile` fills the cache ahead of time, so the next `run` loads
+/// instead of compiling; a broken manifest fails the command without
+/// stopping the others; a name that is no tool is "not found".
+#[test]
+fn compile_fills_the_cache_ahead_of_the_first_run() {
+    let dir = mixed_dir();
+    let cache = tempfile::tempdir().expect("tempdir");
+    let cache_dir = Some(cache.path().join("cache"));
+    let d = dir.path().display().to_string();
+    toka(["tools", "compile", &d])
+        .cache(cache_dir.clone())
+        .run()
+        .assert_code(125)
+        .assert_stdout_has("compiled  hello in ")
+        .assert_stdout_has("error     ")
+        .assert_stderr_has("2 of 3 manifests could not be compiled");
+
+    let hello = dir.path().join("hello.yaml").display().to_string();
+    let run = toka(["run", &hello, "--param", "name=Ada", "--json"])
+        .cache(cache_dir.clone())
+        .run();
+    run.assert_code(0);
+    assert_eq!(
+        run.json()["compile"]["cache"]["state"],
+        "hit",
+        "{}",
+        run.stdout
+    );
+
+    let run = toka(["tools", "compile", "hello", "--manifests", &d, "--json"])
+        .cache(cache_dir.clone())
+        .run();
+    run.assert_code(0);
+    let rows = run.json();
+    assert_eq!(rows[0]["name"], "hello", "{rows}");
+    assert_eq!(rows[0]["ok"], true, "{rows}");
+    assert_eq!(rows[0]["cache"], "hit", "{rows}");
+
+    toka(["tools", "compile", "no-such-tool", "--manifests", &d])
+        .cache(cache_dir)
+        .run()
+        .assert_code(127)
+        .assert_stderr_has("no tool named `no-such-tool`");
+    toka(["tools", "compile", "--no-cache", &d])
+        .cache(None)
+        .run()
+        .assert_code(125)
+        .assert_stderr_has("nowhere to compile to");
 }

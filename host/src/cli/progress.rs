@@ -185,3 +185,41 @@ pub fn exit_code(error: &Value) -> u8 {
         .and_then(|c| u8::try_from(c).ok())
         .unwrap_or(toka_spec::exit::INVALID)
 }
+
+/// A spinner with the elapsed time on a terminal while a load compiles
+/// (seconds for a Python or JavaScript interpreter, once per content); off
+/// a terminal nothing is shown, so scripted output stays as it was.
+pub struct CompileSpinner;
+
+impl CompileSpinner {
+    /// The watch for an engine: `None` unless stderr is a terminal.
+    pub fn for_stderr() -> Option<std::sync::Arc<dyn toka_runtime::engine::CompileWatch>> {
+        std::io::stderr()
+            .is_terminal()
+            .then(|| std::sync::Arc::new(CompileSpinner) as _)
+    }
+}
+
+impl toka_runtime::engine::CompileWatch for CompileSpinner {
+    fn compiling(&self, wasm_bytes: usize) -> Box<dyn Send> {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
+            bar.set_style(style);
+        }
+        let mib = wasm_bytes as f64 / f64::from(1 << 20);
+        bar.set_message(format!(
+            "compiling {mib:.1} MiB of WebAssembly (once; later runs load it from the cache)"
+        ));
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Box::new(Clear(bar))
+    }
+}
+
+/// Clears the spinner's line when the compile ends.
+struct Clear(ProgressBar);
+
+impl Drop for Clear {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
+}

@@ -157,10 +157,12 @@ pub async fn run(args: RunArgs) -> u8 {
 
 async fn run_inner(args: &RunArgs) -> Result<u8, RunError> {
     let registry = args.sandbox.registry.settings()?;
-    let engine = Arc::new(
-        TokaEngine::new(&args.sandbox.engine.options(&args.sandbox.limits))?
-            .with_registry(registry),
-    );
+    let mut engine = TokaEngine::new(&args.sandbox.engine.options(&args.sandbox.limits))?
+        .with_registry(registry);
+    if let Some(watch) = super::progress::CompileSpinner::for_stderr() {
+        engine = engine.with_compile_watch(watch);
+    }
+    let engine = Arc::new(engine);
     let target = if args.plugin.starts_with(toka_oci::SCHEME) {
         let reference: toka_oci::Reference = args
             .plugin

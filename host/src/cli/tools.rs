@@ -30,6 +30,13 @@ pub enum ToolsCommand {
     /// if any manifest is invalid, so it can gate CI.
     Validate(ValidateArgs),
 
+    /// Compile the code of every tool of a manifests directory (default), of
+    /// one tool by name or of one manifest into the compile cache, so the
+    /// first call does not wait for it (Python and JavaScript tools take
+    /// seconds). Exits 125 if any fails. `serve` compiles its tools before
+    /// it listens; this is for images and machines that `run` them.
+    Compile(CompileArgs),
+
     /// Call a tool of the manifests directory: PLUGIN is its name (`run`
     /// also takes manifests, .wasm files and oci:// references). Takes the
     /// same flags as `toka-host run`.
@@ -91,6 +98,31 @@ pub struct ValidateArgs {
     pub registry: super::oci::RegistryArgs,
 }
 
+/// `toka-host tools compile` flags.
+#[derive(Debug, Args)]
+pub struct CompileArgs {
+    /// A tool's name, a manifest, or a manifests directory [default:
+    /// --manifests].
+    pub target: Option<String>,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub dir: DirArgs,
+
+    /// Print a JSON array, one object per manifest (file, name, ok, cache,
+    /// seconds, error).
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub engine: EngineArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub registry: super::oci::RegistryArgs,
+}
+
 /// `toka-host tools vet` flags.
 #[derive(Debug, Args)]
 pub struct VetArgs {
@@ -114,6 +146,9 @@ pub async fn run(cmd: ToolsCommand) -> u8 {
                 .await
                 .unwrap_or_else(|e| Err((exit::INVALID, format!("validation failed: {e}"))))
         }
+        ToolsCommand::Compile(args) => tokio::task::spawn_blocking(move || compile(&args))
+            .await
+            .unwrap_or_else(|e| Err((exit::INVALID, format!("compiling failed: {e}")))),
         ToolsCommand::Call(args) => return call(*args).await,
         ToolsCommand::Vet(args) => vet(&args).map_err(|e| (exit::INVALID, e)),
     };
@@ -314,9 +349,14 @@ fn validate(args: &ValidateArgs) -> Outcome {
         .registry
         .settings()
         .map_err(|e| (exit::INVALID, e.to_string()))?;
-    let engine = TokaEngine::new(&args.engine.options(&super::LimitArgs::default()))
+    let mut engine = TokaEngine::new(&args.engine.options(&super::LimitArgs::default()))
         .map_err(|e| (exit::INVALID, e.to_string()))?
         .with_registry(pulls);
+    if !args.json
+        && let Some(watch) = super::progress::CompileSpinner::for_stderr()
+    {
+        engine = engine.with_compile_watch(watch);
+    }
     let check = |spec: &ToolSpec| -> Result<(), String> {
         catalog::load_callable(&engine, spec.clone())
             .map(drop)
@@ -383,6 +423,123 @@ fn validate(args: &ValidateArgs) -> Outcome {
         (_, false) => Err((
             exit::INVALID,
             format!("{bad} of {} manifests are invalid", results.len()),
+        )),
+    }
+}
+
+/// What compiling one manifest's code came to.
+struct Compiled {
+    file: PathBuf,
+    name: Option<String>,
+    /// `hit`, `miss`, `rejected`, `off`, or `none` for a subprocess tool.
+    result: Result<(&'static str, std::time::Duration), String>,
+}
+
+/// Loads each manifest's code as `run` does (pulling `oci://` code, checking
+/// pins), which compiles it into the cache unless a trusted entry is there.
+fn compile(args: &CompileArgs) -> Outcome {
+    use toka_runtime::engine::CacheStatus;
+    let pulls = args
+        .registry
+        .settings()
+        .map_err(|e| (exit::INVALID, e.to_string()))?;
+    let mut engine = TokaEngine::new(&args.engine.options(&super::LimitArgs::default()))
+        .map_err(|e| (exit::INVALID, e.to_string()))?
+        .with_registry(pulls);
+    if let Err(why) = engine.cache() {
+        return Err((
+            exit::INVALID,
+            format!("the compile cache is off ({why}), so there is nowhere to compile to"),
+        ));
+    }
+    if !args.json
+        && let Some(watch) = super::progress::CompileSpinner::for_stderr()
+    {
+        engine = engine.with_compile_watch(watch);
+    }
+    let one = |file: PathBuf, spec: Result<ToolSpec, String>| -> Compiled {
+        let name = spec.as_ref().ok().map(|s| s.name.to_string());
+        let result = spec.and_then(|spec| {
+            let tool = catalog::load(&engine, spec).map_err(|e| e.to_string())?;
+            Ok(match tool.compile_info() {
+                None => ("none", std::time::Duration::ZERO),
+                Some((status, took)) => (
+                    match status {
+                        CacheStatus::Hit => "hit",
+                        CacheStatus::Miss => "miss",
+                        CacheStatus::Rejected(_) => "rejected",
+                        CacheStatus::Off(_) => "off",
+                    },
+                    took,
+                ),
+            })
+        });
+        Compiled { file, name, result }
+    };
+    let target = args
+        .target
+        .clone()
+        .map_or_else(|| args.dir.manifests.clone(), PathBuf::from);
+    let results: Vec<Compiled> = if target.is_dir() {
+        let reg = registry(&target)?;
+        reg.entries()
+            .iter()
+            .map(|e| {
+                one(
+                    e.file.clone(),
+                    e.state.as_ref().cloned().map_err(|e| e.to_string()),
+                )
+            })
+            .collect()
+    } else if target.is_file() {
+        vec![one(
+            target.clone(),
+            manifest::load(&target).map_err(|e| e.to_string()),
+        )]
+    } else {
+        let name = target.display().to_string();
+        let reg = registry(&args.dir.manifests)?;
+        let entry = reg
+            .find(&name)
+            .ok_or_else(|| (exit::NOT_FOUND, not_found(&reg, &name)))?;
+        vec![one(
+            entry.file.clone(),
+            entry.state.as_ref().cloned().map_err(|e| e.to_string()),
+        )]
+    };
+    let bad = results.iter().filter(|c| c.result.is_err()).count();
+    if args.json {
+        let rows: Vec<_> = results
+            .iter()
+            .map(|c| match &c.result {
+                Ok((cache, took)) => json!({
+                    "file": c.file, "name": c.name, "ok": true, "cache": cache,
+                    "seconds": took.as_secs_f64(),
+                }),
+                Err(e) => json!({ "file": c.file, "name": c.name, "ok": false, "error": e }),
+            })
+            .collect();
+        super::print_line(&serde_json::Value::Array(rows).to_string());
+        return Ok(if bad == 0 {
+            exit::SUCCESS
+        } else {
+            exit::INVALID
+        });
+    }
+    for c in &results {
+        let name = c.name.as_deref().unwrap_or("-");
+        super::print_line(&match &c.result {
+            Ok(("hit", _)) => format!("cached    {name} (already compiled)"),
+            Ok(("none", _)) => format!("skipped   {name} (a subprocess tool: nothing to compile)"),
+            Ok((_, took)) => format!("compiled  {name} in {:.2} s", took.as_secs_f64()),
+            Err(e) => format!("error     {e}"),
+        });
+    }
+    match bad {
+        0 => Ok(exit::SUCCESS),
+        _ => Err((
+            exit::INVALID,
+            format!("{bad} of {} manifests could not be compiled", results.len()),
         )),
     }
 }

@@ -13,6 +13,7 @@ use std::hash::{Hash, Hasher};
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use toka_spec::manifest::Sha256Hex;
 use wasmtime::component::Component;
@@ -63,6 +64,16 @@ pub struct TokaEngine {
     max_wasm_stack: usize,
     registry: RegistrySettings,
     cache_root: Option<PathBuf>,
+    watch: Option<Arc<dyn CompileWatch>>,
+}
+
+/// Told when a load has to compile (nothing usable in the cache), which
+/// takes seconds for an interpreter-sized component, so a front end can say
+/// what is going on.
+pub trait CompileWatch: Send + Sync {
+    /// Compiling `wasm_bytes` bytes of WebAssembly has begun; it ends when
+    /// the returned value is dropped.
+    fn compiling(&self, wasm_bytes: usize) -> Box<dyn Send>;
 }
 
 /// Compiled code ready to instantiate.
@@ -157,7 +168,15 @@ impl TokaEngine {
             max_wasm_stack: options.max_wasm_stack,
             registry: RegistrySettings::default(),
             cache_root: options.cache_dir.clone(),
+            watch: None,
         })
+    }
+
+    /// Tells `watch` whenever a load compiles (see [`CompileWatch`]).
+    #[must_use]
+    pub fn with_compile_watch(mut self, watch: Arc<dyn CompileWatch>) -> TokaEngine {
+        self.watch = Some(watch);
+        self
     }
 
     /// How code that manifests name in a registry (`oci://…@sha256:…`) is
@@ -263,6 +282,7 @@ impl TokaEngine {
 
         let malformed =
             |e: wasmtime::Error| LoadError::Malformed(format!("invalid WebAssembly: {e:#}"));
+        let shown = self.watch.as_ref().map(|w| w.compiling(wasm.len()));
         let (compiled, serialized) = match kind {
             EntryKind::Component => {
                 let c = Component::new(&self.engine, wasm).map_err(malformed)?;
@@ -280,6 +300,7 @@ impl TokaEngine {
         {
             status = CacheStatus::Off(format!("cannot write to {}: {e}", cache.dir().display()));
         }
+        drop(shown);
         Ok(Loaded {
             compiled,
             digest,
@@ -399,10 +420,21 @@ impl WasmFile {
     }
 }
 
+/// Written pages of a linear memory a freed pool slot keeps (see [`pool`]).
+const KEEP_RESIDENT: usize = 16 << 20;
+
 /// Slots for `calls` concurrent calls of typical components (a Rust tool is a
-/// handful of core instances: the module, the WASI adapter, shims). Freed
-/// slots keep a little memory resident and are reset by scanning which pages
-/// were touched, so a fresh instance per call costs microseconds.
+/// handful of core instances: the module, the WASI adapter, shims). A freed
+/// slot is reset by scanning which pages the call wrote: up to
+/// [`KEEP_RESIDENT`] of them are copied back from the memory image and stay
+/// mapped, the rest are given back to the kernel. A Python or JavaScript
+/// tool writes a few MiB of its pre-initialised heap per call; giving those
+/// pages back meant faulting them in (and copying them from the image) again
+/// on the next call: 1.61-1.72 -> 1.46-1.51 ms per Python call, 1.88-1.93 ->
+/// 1.60-1.63 ms per JavaScript call in `serve` (docs/PERFORMANCE.md). The
+/// price is memory: a slot that ran such a tool keeps what it wrote
+/// resident, at most `KEEP_RESIDENT` per linear memory (+6-8 MiB of RSS
+/// after one Python and one JavaScript tool at one call at a time).
 fn pool(calls: u32) -> wasmtime::PoolingAllocationConfig {
     let mut p = wasmtime::PoolingAllocationConfig::new();
     p.total_component_instances(calls)
@@ -414,7 +446,7 @@ fn pool(calls: u32) -> wasmtime::PoolingAllocationConfig {
         .total_tables(calls.saturating_mul(16))
         .total_stacks(calls)
         .max_memory_size(4 << 30)
-        .linear_memory_keep_resident(64 << 10)
+        .linear_memory_keep_resident(KEEP_RESIDENT)
         .table_keep_resident(16 << 10)
         .pagemap_scan(wasmtime::Enabled::Auto);
     p
