@@ -545,3 +545,63 @@ fn the_fast_session_call_answers_as_the_sdk_does_and_cancels() {
     let after = crate::harness::cpu_seconds(s.child.id(), Duration::from_secs(1));
     assert!(after < 0.2, "the sandbox stops with the cancel: {after}");
 }
+
+/// A body that is no MCP message gets a 400 with a JSON-RPC error that
+/// says what is wrong, never a 415 "send JSON" for JSON or an "unknown
+/// method" for a known one; nothing of the body is echoed but a duplicated
+/// key's name; and the server goes on answering.
+#[test]
+fn a_body_that_is_no_mcp_message_is_told_why() {
+    let dir = manifests();
+    let s = Server::start_with_env(dir.path(), &[], &[]);
+    let headers = [
+        "Accept: application/json, text/event-stream",
+        "MCP-Protocol-Version: 2026-07-28",
+        "Mcp-Method: tools/call",
+        "Mcp-Name: hello",
+    ];
+    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"t","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}"#;
+    let secret = "s3cr3t-value";
+    for (body, code, says) in [
+        // Finding 10 of the fuzzer: rmcp read this as a request of an
+        // unknown method `tools/call` (-32601).
+        (
+            format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"hello","arguments":{{"name":"{secret}"}},"arguments":{{"name":"Ada"}},{meta}}}}}"#
+            ),
+            -32600,
+            "gives the key `arguments` twice",
+        ),
+        (
+            format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"{secret}"}}"#),
+            -32600,
+            "gives the key `method` twice",
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":1,"#.to_string(),
+            -32700,
+            "not JSON (line 1",
+        ),
+        (
+            format!(r#"{{"hello":"{secret}"}}"#),
+            -32600,
+            "not a JSON-RPC 2.0 request",
+        ),
+    ] {
+        let (status, answer) = s.curl("POST", "/mcp", Some(&body), &headers);
+        assert_eq!(status, 400, "{body}: {answer}");
+        let v: Value = serde_json::from_str(&answer).expect("json");
+        assert_eq!(v["jsonrpc"], "2.0", "{v}");
+        assert_eq!(v["id"], Value::Null, "{v}");
+        assert_eq!(v["error"]["code"], code, "{body}: {v}");
+        let message = v["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{body}: {message}");
+        assert!(!answer.contains(secret), "echoed: {answer}");
+    }
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{{"name":"hello","arguments":{{"name":"Ada"}},{meta}}}}}"#
+    );
+    let (status, answer) = s.curl("POST", "/mcp", Some(&body), &headers);
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("Hello, Ada!"), "{answer}");
+}

@@ -12,7 +12,8 @@
 //! path takes the call only when it is exactly right — every header the
 //! revision requires present and agreeing with the body, the session known,
 //! nothing it does not know — and hands anything else, errors included, to
-//! the SDK, which stays the one judge of the protocol. Both paths answer
+//! the SDK, which stays the judge of the protocol; only a body that is no
+//! MCP message at all is answered here first ([`BadMessage`]). Both paths answer
 //! through [`super::handler::call`], so a call is the same call either way;
 //! a session's `notifications/cancelled` reaches fast calls too (their
 //! stream then ends with no message, as the SDK's does).
@@ -107,9 +108,9 @@ impl Endpoint {
 
     /// Answers one request to `/mcp`.
     pub(crate) async fn handle(&self, request: Request<Body>) -> Response {
-        let Some(form) = form_of(request.method(), request.headers()) else {
+        if !is_json_post(request.method(), request.headers()) {
             return self.sdk.handle(request).await.into_response();
-        };
+        }
         let (parts, body) = request.into_parts();
         let Ok(bytes) = axum::body::to_bytes(body, self.max_body).await else {
             return crate::server::error::error(
@@ -120,12 +121,24 @@ impl Endpoint {
                 ),
             );
         };
+        if let Some(key) = toka_spec::json::duplicate_key(&bytes) {
+            return BadMessage::DuplicateKey(key.chars().take(64).collect()).into_response();
+        }
+        let to_sdk = |parts, bytes: axum::body::Bytes| async move {
+            if let Err(e) = check_message(&bytes) {
+                return e.into_response();
+            }
+            let request = Request::from_parts(parts, Body::from(bytes));
+            self.sdk.handle(request).await.into_response()
+        };
+        let Some(form) = form_of(&parts.method, &parts.headers) else {
+            return to_sdk(parts, bytes).await;
+        };
         if let Form::Session(session) = &form {
             self.cancel_if_asked(session, &bytes);
         }
         let Some((tool, c)) = self.fast_call(&form, &bytes, &parts.headers).await else {
-            let request = Request::from_parts(parts, Body::from(bytes));
-            return self.sdk.handle(request).await.into_response();
+            return to_sdk(parts, bytes).await;
         };
         let (caller, scope) = caller_of_request(&parts);
         let events = toka_runtime::events::discard();
@@ -242,6 +255,69 @@ impl Drop for Forget<'_> {
 /// `Mcp-Param-*` headers (the SDK checks those against the tool's schema);
 /// either inside a 2025-11-25 session, or stateless 2026-07-28 naming
 /// `tools/call` and a tool.
+fn is_json_post(method: &Method, headers: &HeaderMap) -> bool {
+    method == Method::POST
+        && headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|t| t.split(';').next())
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Why a POSTed body is no MCP message. The SDK would answer each with 415
+/// "Unsupported Media Type" whatever the fault, and take a message with a
+/// key given twice as a request of an unknown method (its catch-all variant
+/// keeps the raw params): both say the wrong thing, so they are answered
+/// here, as the transport says: 400 with a JSON-RPC error and no id.
+#[derive(Debug, thiserror::Error)]
+enum BadMessage {
+    #[error("the body is not JSON ({0}); send one JSON-RPC 2.0 message")]
+    NotJson(String),
+    #[error("a JSON object in the message gives the key `{0}` twice; give each key once")]
+    DuplicateKey(String),
+    #[error(
+        "the body is JSON but not a JSON-RPC 2.0 request, notification or response \
+         of MCP ({0})"
+    )]
+    NotJsonRpc(String),
+}
+
+impl BadMessage {
+    fn code(&self) -> i32 {
+        match self {
+            BadMessage::NotJson(_) => -32700,
+            BadMessage::DuplicateKey(_) | BadMessage::NotJsonRpc(_) => -32600,
+        }
+    }
+
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": null,
+            "error": { "code": self.code(), "message": self.to_string() },
+        });
+        (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+    }
+}
+
+/// Where serde stopped, never what it read (the body may hold a secret).
+fn position(e: &serde_json::Error) -> String {
+    format!("line {}, column {}", e.line(), e.column())
+}
+
+/// For the SDK's path (the fast path's stricter parse has passed already).
+fn check_message(body: &[u8]) -> Result<(), BadMessage> {
+    let Err(e) = serde_json::from_slice::<rmcp::model::ClientJsonRpcMessage>(body) else {
+        return Ok(());
+    };
+    Err(
+        match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+            Err(e) => BadMessage::NotJson(position(&e)),
+            Ok(_) => BadMessage::NotJsonRpc(position(&e)),
+        },
+    )
+}
+
 fn form_of(method: &Method, headers: &HeaderMap) -> Option<Form> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let accepts = text("accept").is_some_and(|a| {

@@ -9,6 +9,7 @@
 
 pub mod directory;
 pub mod exit;
+pub mod json;
 pub mod manifest;
 pub mod outcome;
 pub mod policy;
