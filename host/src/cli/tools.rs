@@ -431,7 +431,8 @@ fn validate(args: &ValidateArgs) -> Outcome {
 struct Compiled {
     file: PathBuf,
     name: Option<String>,
-    /// `hit`, `miss`, `rejected`, `off`, or `none` for a subprocess tool.
+    /// `hit`, `miss`, `rejected` (recompiled), or `none` for a subprocess
+    /// tool.
     result: Result<(&'static str, std::time::Duration), String>,
 }
 
@@ -461,18 +462,20 @@ fn compile(args: &CompileArgs) -> Outcome {
         let name = spec.as_ref().ok().map(|s| s.name.to_string());
         let result = spec.and_then(|spec| {
             let tool = catalog::load(&engine, spec).map_err(|e| e.to_string())?;
-            Ok(match tool.compile_info() {
-                None => ("none", std::time::Duration::ZERO),
-                Some((status, took)) => (
+            match tool.compile_info() {
+                None => Ok(("none", std::time::Duration::ZERO)),
+                Some((CacheStatus::Off(why), _)) => {
+                    Err(format!("compiled, but not stored in the cache: {why}"))
+                }
+                Some((status, took)) => Ok((
                     match status {
                         CacheStatus::Hit => "hit",
-                        CacheStatus::Miss => "miss",
                         CacheStatus::Rejected(_) => "rejected",
-                        CacheStatus::Off(_) => "off",
+                        _ => "miss",
                     },
                     took,
-                ),
-            })
+                )),
+            }
         });
         Compiled { file, name, result }
     };
@@ -532,7 +535,10 @@ fn compile(args: &CompileArgs) -> Outcome {
             Ok(("hit", _)) => format!("cached    {name} (already compiled)"),
             Ok(("none", _)) => format!("skipped   {name} (a subprocess tool: nothing to compile)"),
             Ok((_, took)) => format!("compiled  {name} in {:.2} s", took.as_secs_f64()),
-            Err(e) => format!("error     {e}"),
+            Err(e) => match &c.name {
+                Some(name) => format!("error     {name}: {e}"),
+                None => format!("error     {e}"),
+            },
         });
     }
     match bad {
