@@ -250,11 +250,7 @@ impl Drop for Forget<'_> {
     }
 }
 
-/// The form of a request the fast path may take, from its headers: a POST
-/// of JSON accepting both answers the revisions allow, without
-/// `Mcp-Param-*` headers (the SDK checks those against the tool's schema);
-/// either inside a 2025-11-25 session, or stateless 2026-07-28 naming
-/// `tools/call` and a tool.
+/// A POST with a JSON body: the requests whose body is read here.
 fn is_json_post(method: &Method, headers: &HeaderMap) -> bool {
     method == Method::POST
         && headers
@@ -318,6 +314,11 @@ fn check_message(body: &[u8]) -> Result<(), BadMessage> {
     )
 }
 
+/// The form of a request the fast path may take, from its headers: a POST
+/// of JSON accepting both answers the revisions allow, without
+/// `Mcp-Param-*` headers (the SDK checks those against the tool's schema);
+/// either inside a 2025-11-25 session, or stateless 2026-07-28 naming
+/// `tools/call` and a tool.
 fn form_of(method: &Method, headers: &HeaderMap) -> Option<Form> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let accepts = text("accept").is_some_and(|a| {
