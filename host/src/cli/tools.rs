@@ -80,14 +80,23 @@ pub struct ValidateArgs {
     /// A manifests directory or one manifest [default: --manifests].
     pub path: Option<PathBuf>,
 
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub dir: DirArgs,
-
     /// Print one JSON object per manifest (file, name, version, ok, error)
     /// as a JSON array.
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub load: LoadArgs,
+}
+
+/// What `validate` and `compile` load with: the manifests directory, the
+/// engine and cache, and how `oci://` code is pulled.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub dir: DirArgs,
 
     #[command(flatten)]
     #[allow(missing_docs)]
@@ -98,16 +107,30 @@ pub struct ValidateArgs {
     pub registry: super::oci::RegistryArgs,
 }
 
+impl LoadArgs {
+    /// The engine these flags describe, with a compile spinner on a
+    /// terminal unless `json` output is asked for.
+    fn engine(&self, json: bool) -> Result<TokaEngine, (u8, String)> {
+        let pulls = self
+            .registry
+            .settings()
+            .map_err(|e| (exit::INVALID, e.to_string()))?;
+        let engine = TokaEngine::new(&self.engine.options(&super::LimitArgs::default()))
+            .map_err(|e| (exit::INVALID, e.to_string()))?
+            .with_registry(pulls);
+        Ok(match super::progress::CompileSpinner::for_stderr() {
+            Some(watch) if !json => engine.with_compile_watch(watch),
+            _ => engine,
+        })
+    }
+}
+
 /// `toka-host tools compile` flags.
 #[derive(Debug, Args)]
 pub struct CompileArgs {
     /// A tool's name, a manifest, or a manifests directory [default:
     /// --manifests].
     pub target: Option<String>,
-
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub dir: DirArgs,
 
     /// Print a JSON array, one object per manifest (file, name, ok, cache,
     /// seconds, error).
@@ -116,11 +139,7 @@ pub struct CompileArgs {
 
     #[command(flatten)]
     #[allow(missing_docs)]
-    pub engine: EngineArgs,
-
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub registry: super::oci::RegistryArgs,
+    pub load: LoadArgs,
 }
 
 /// `toka-host tools vet` flags.
@@ -344,19 +363,8 @@ fn validate(args: &ValidateArgs) -> Outcome {
     let path = args
         .path
         .clone()
-        .unwrap_or_else(|| args.dir.manifests.clone());
-    let pulls = args
-        .registry
-        .settings()
-        .map_err(|e| (exit::INVALID, e.to_string()))?;
-    let mut engine = TokaEngine::new(&args.engine.options(&super::LimitArgs::default()))
-        .map_err(|e| (exit::INVALID, e.to_string()))?
-        .with_registry(pulls);
-    if !args.json
-        && let Some(watch) = super::progress::CompileSpinner::for_stderr()
-    {
-        engine = engine.with_compile_watch(watch);
-    }
+        .unwrap_or_else(|| args.load.dir.manifests.clone());
+    let engine = args.load.engine(args.json)?;
     let check = |spec: &ToolSpec| -> Result<(), String> {
         catalog::load_callable(&engine, spec.clone())
             .map(drop)
@@ -440,23 +448,12 @@ struct Compiled {
 /// pins), which compiles it into the cache unless a trusted entry is there.
 fn compile(args: &CompileArgs) -> Outcome {
     use toka_runtime::engine::CacheStatus;
-    let pulls = args
-        .registry
-        .settings()
-        .map_err(|e| (exit::INVALID, e.to_string()))?;
-    let mut engine = TokaEngine::new(&args.engine.options(&super::LimitArgs::default()))
-        .map_err(|e| (exit::INVALID, e.to_string()))?
-        .with_registry(pulls);
+    let engine = args.load.engine(args.json)?;
     if let Err(why) = engine.cache() {
         return Err((
             exit::INVALID,
             format!("the compile cache is off ({why}), so there is nowhere to compile to"),
         ));
-    }
-    if !args.json
-        && let Some(watch) = super::progress::CompileSpinner::for_stderr()
-    {
-        engine = engine.with_compile_watch(watch);
     }
     let one = |file: PathBuf, spec: Result<ToolSpec, String>| -> Compiled {
         let name = spec.as_ref().ok().map(|s| s.name.to_string());
@@ -482,7 +479,7 @@ fn compile(args: &CompileArgs) -> Outcome {
     let target = args
         .target
         .clone()
-        .map_or_else(|| args.dir.manifests.clone(), PathBuf::from);
+        .map_or_else(|| args.load.dir.manifests.clone(), PathBuf::from);
     let results: Vec<Compiled> = if target.is_dir() {
         let reg = registry(&target)?;
         reg.entries()
@@ -501,7 +498,7 @@ fn compile(args: &CompileArgs) -> Outcome {
         )]
     } else {
         let name = target.display().to_string();
-        let reg = registry(&args.dir.manifests)?;
+        let reg = registry(&args.load.dir.manifests)?;
         let entry = reg
             .find(&name)
             .ok_or_else(|| (exit::NOT_FOUND, not_found(&reg, &name)))?;
