@@ -1,71 +1,7 @@
-//! The `toka-host` binary: parses flags, runs the subcommand on a tokio
-//! runtime, and exits with the documented code.
+//! The `toka-host` binary: everything is in the library ([`toka_host::main`]).
 
-use clap::Parser;
 use std::process::ExitCode;
-mod cli;
-mod door;
-mod mcp;
-mod server;
-
-use cli::{Cli, Command};
-use toka_spec::exit;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            // Help asked for is success; help shown because a subcommand or
-            // argument is missing (`toka-host` alone) is a usage error, with
-            // the code of every other one.
-            let code = match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-                    exit::SUCCESS
-                }
-                _ => exit::INVALID,
-            };
-            let _ = e.print();
-            return ExitCode::from(code);
-        }
-    };
-    // `serve` runs calls in parallel; a single `run` needs one thread.
-    let mut builder = match &cli.command {
-        Command::Serve(args) => {
-            let mut b = tokio::runtime::Builder::new_multi_thread();
-            if let Some(n) = args.workers {
-                b.worker_threads(n.max(1));
-            }
-            b
-        }
-        // Agents run side by side; MCP clients may call tools concurrently.
-        Command::Orchestrate(_) | Command::Mcp(_) => tokio::runtime::Builder::new_multi_thread(),
-        _ => tokio::runtime::Builder::new_current_thread(),
-    };
-    let runtime = match builder.enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(exit::INVALID);
-        }
-    };
-    let code = runtime.block_on(async {
-        match cli.command {
-            Command::Run(args) => cli::run::run(*args).await,
-            Command::Tools(cmd) => cli::tools::run(cmd).await,
-            Command::Serve(args) => cli::serve::run(*args).await,
-            Command::Orchestrate(args) => cli::orchestrate::run(*args).await,
-            Command::Exec(args) => cli::exec::run(*args).await,
-            Command::Mcp(args) => cli::mcp::run(*args).await,
-            Command::Token(cmd) => cli::token::run(cmd),
-            Command::Push(args) => cli::oci::push(*args).await,
-            Command::Pull(args) => cli::oci::pull(*args).await,
-            Command::Signing(cmd) => cli::oci::signing(cmd),
-            Command::New(args) => cli::new::run(&args),
-            c @ (Command::Completions { .. } | Command::Man) => cli::generated(&c),
-        }
-    });
-    // A guest may leave a read of the host's stdin pending on a blocking
-    // thread; do not wait for it.
-    runtime.shutdown_background();
-    ExitCode::from(code)
+    toka_host::main()
 }

@@ -10,6 +10,7 @@
 
 mod agents;
 mod auth;
+mod embed;
 pub(crate) mod error;
 mod limit;
 mod listen;
@@ -19,6 +20,7 @@ mod status;
 mod tools;
 
 pub(crate) use auth::Authenticated;
+pub use embed::{Answer, EmbedError, InProcess, in_process};
 pub use limit::Rate;
 pub use listen::default_max_connections;
 
@@ -172,22 +174,13 @@ pub async fn serve(engine: TokaEngine, options: ServeOptions) -> Result<(), Serv
     if remote && options.auth.is_none() && !options.insecure_no_auth {
         return Err(ServeError::Open(options.addr));
     }
-    let auth = match &options.auth {
-        None => None,
-        Some(a) => Some(auth::Auth {
-            verifier: toka_auth::Verifier::new(&a.keys, a.revocations.as_deref(), &a.audience)?,
-            limiter: a.rate.map(limit::RateLimiter::new),
-        }),
-    };
+    let auth = auth_from(&options)?;
     if remote && auth.is_none() {
         eprintln!(
             "toka-host: WARNING: serving {} WITHOUT TOKENS (--insecure-no-auth): anyone who reaches this address can call every granted tool",
             options.addr
         );
     }
-    // A directory that cannot be read at start is a mistake in the flags,
-    // not an empty catalog.
-    toka_spec::directory::list(&options.manifests)?;
     let listener = tokio::net::TcpListener::bind(options.addr)
         .await
         .map_err(|source| ServeError::Bind {
@@ -195,6 +188,85 @@ pub async fn serve(engine: TokaEngine, options: ServeOptions) -> Result<(), Serv
             source,
         })?;
     let addr = listener.local_addr()?;
+    let (app, background) = assemble(engine, options, auth, addr).await?;
+    let watcher = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(app.options.reload_interval).await;
+                reload(&app, false).await;
+            }
+        })
+    };
+    let keys = app.auth.is_some().then(|| {
+        let app = app.clone();
+        tokio::spawn(async move {
+            // Keys added or removed and revocations appended take effect
+            // within a second or two, without a restart.
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if let Some(auth) = &app.auth {
+                    match auth.verifier.refresh() {
+                        Ok(true) => eprintln!("toka-host: keys or revocations changed; reloaded"),
+                        Ok(false) => {}
+                        Err(e) => eprintln!(
+                            "toka-host: {e}; the previous keys and revocations stay in force"
+                        ),
+                    }
+                }
+            }
+        })
+    });
+    let router = router::router(app.clone());
+    eprintln!(
+        "toka-host serving {} tools on http://{addr}",
+        app.catalog.snapshot().len()
+    );
+    let limits = listen::ConnectionLimits {
+        max_connections: app.options.max_connections,
+        header_timeout: app.options.header_timeout,
+        drain: Duration::from_secs(60),
+    };
+    let (stopping, stop) = (app.stopping.clone(), app.stop.clone());
+    listen::serve(listener, router, limits, async move {
+        shutdown_signal().await;
+        stopping.send_replace(true);
+        stop.cancel();
+    })
+    .await;
+    watcher.abort();
+    background.abort();
+    if let Some(k) = keys {
+        k.abort();
+    }
+    eprintln!("toka-host: stopped after draining calls in flight");
+    Ok(())
+}
+
+/// The token check `options` ask for, keys read.
+fn auth_from(options: &ServeOptions) -> Result<Option<auth::Auth>, ServeError> {
+    Ok(match &options.auth {
+        None => None,
+        Some(a) => Some(auth::Auth {
+            verifier: toka_auth::Verifier::new(&a.keys, a.revocations.as_deref(), &a.audience)?,
+            limiter: a.rate.map(limit::RateLimiter::new),
+        }),
+    })
+}
+
+/// Everything `serve` shares between its handlers, for a server at `addr`,
+/// with the manifests directory scanned once; and the agents' background
+/// task (leases, retention), which the caller stops.
+async fn assemble(
+    engine: TokaEngine,
+    options: ServeOptions,
+    auth: Option<auth::Auth>,
+    addr: SocketAddr,
+) -> Result<(Arc<App>, tokio::task::JoinHandle<()>), ServeError> {
+    let remote = !addr.ip().is_loopback();
+    // A directory that cannot be read at start is a mistake in the flags,
+    // not an empty catalog.
+    toka_spec::directory::list(&options.manifests)?;
     let audit = match &options.audit_log {
         None => None,
         Some(path) => Some(Arc::new(AuditLog::open(path).map_err(|source| {
@@ -263,7 +335,6 @@ pub async fn serve(engine: TokaEngine, options: ServeOptions) -> Result<(), Serv
             .await?
         }
     });
-    let background = tokio::spawn(agents.clone().run_background());
     let port = addr.port();
     let hosts = if remote {
         Vec::new()
@@ -289,60 +360,10 @@ pub async fn serve(engine: TokaEngine, options: ServeOptions) -> Result<(), Serv
         mcp,
         stop: tokio_util::sync::CancellationToken::new(),
     });
+    let background = tokio::spawn(app.agents.clone().run_background());
     // The first scan loads everything before the first request.
     reload(&app, true).await;
-    let watcher = {
-        let app = app.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(app.options.reload_interval).await;
-                reload(&app, false).await;
-            }
-        })
-    };
-    let keys = app.auth.is_some().then(|| {
-        let app = app.clone();
-        tokio::spawn(async move {
-            // Keys added or removed and revocations appended take effect
-            // within a second or two, without a restart.
-            loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                if let Some(auth) = &app.auth {
-                    match auth.verifier.refresh() {
-                        Ok(true) => eprintln!("toka-host: keys or revocations changed; reloaded"),
-                        Ok(false) => {}
-                        Err(e) => eprintln!(
-                            "toka-host: {e}; the previous keys and revocations stay in force"
-                        ),
-                    }
-                }
-            }
-        })
-    });
-    let router = router::router(app.clone());
-    eprintln!(
-        "toka-host serving {} tools on http://{addr}",
-        app.catalog.snapshot().len()
-    );
-    let limits = listen::ConnectionLimits {
-        max_connections: app.options.max_connections,
-        header_timeout: app.options.header_timeout,
-        drain: Duration::from_secs(60),
-    };
-    let (stopping, stop) = (app.stopping.clone(), app.stop.clone());
-    listen::serve(listener, router, limits, async move {
-        shutdown_signal().await;
-        stopping.send_replace(true);
-        stop.cancel();
-    })
-    .await;
-    watcher.abort();
-    background.abort();
-    if let Some(k) = keys {
-        k.abort();
-    }
-    eprintln!("toka-host: stopped after draining calls in flight");
-    Ok(())
+    Ok((app, background))
 }
 
 /// One scan of the manifests directory, off the async executor; each

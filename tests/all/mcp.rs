@@ -605,3 +605,118 @@ fn a_body_that_is_no_mcp_message_is_told_why() {
     assert_eq!(status, 200, "{answer}");
     assert!(answer.contains("Hello, Ada!"), "{answer}");
 }
+
+/// `toka_host::serve_in_process` (what the `mcp_dispatch` fuzz target
+/// drives) answers as `serve` on a socket does, door included: the same
+/// status and body for a call, a schema violation and an unknown tool, and
+/// a request naming another host is refused.
+#[test]
+fn the_in_process_server_answers_as_the_socket_does() {
+    let dir = manifests();
+    let s = Server::start_with_env(dir.path(), &[], &[]);
+    let manifests = dir.path().display().to_string();
+    let cache = shared_cache().display().to_string();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let embedded = rt
+        .block_on(toka_host::serve_in_process(&[
+            "--addr",
+            "127.0.0.1:7",
+            "--manifests",
+            &manifests,
+            "--cache-dir",
+            &cache,
+        ]))
+        .unwrap_or_else(|code| panic!("serve_in_process refused the flags: exit {code}"));
+    assert_eq!(embedded.tools(), 3, "hello, spinner, wf");
+    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"t","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}"#;
+    for (name, args) in [
+        ("hello", r#"{"name":"Ada"}"#),
+        ("hello", r#"{"name":5}"#),
+        ("nope", "{}"),
+    ] {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{{"name":"{name}","arguments":{args},{meta}}}}}"#
+        );
+        let over_socket = s.curl(
+            "POST",
+            "/mcp",
+            Some(&body),
+            &[
+                "Accept: application/json, text/event-stream",
+                "MCP-Protocol-Version: 2026-07-28",
+                "Mcp-Method: tools/call",
+                &format!("Mcp-Name: {name}"),
+            ],
+        );
+        let headers = [
+            ("host", "127.0.0.1:7"),
+            ("content-type", "application/json"),
+            ("accept", "application/json, text/event-stream"),
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", name),
+        ];
+        let in_memory = rt
+            .block_on(embedded.request(
+                "POST",
+                "/mcp",
+                &headers,
+                body.clone().into_bytes(),
+                Duration::from_secs(30),
+            ))
+            .expect("answered");
+        assert_eq!(
+            (
+                in_memory.status,
+                String::from_utf8_lossy(&in_memory.body).into_owned()
+            ),
+            over_socket,
+            "{name} {args}"
+        );
+    }
+    // `/v1` too (its handlers read the peer the listener records).
+    for body in [r#"{"name":"Ada"}"#, r#"{"name":5}"#] {
+        let over_socket = s.curl("POST", "/v1/tools/hello/invoke", Some(body), &[]);
+        let in_memory = rt
+            .block_on(embedded.request(
+                "POST",
+                "/v1/tools/hello/invoke",
+                &[
+                    ("host", "127.0.0.1:7"),
+                    ("content-type", "application/json"),
+                ],
+                body.as_bytes().to_vec(),
+                Duration::from_secs(30),
+            ))
+            .expect("answered");
+        // The same answer but for the measurements (`usage`).
+        let without_usage = |text: &[u8]| {
+            let mut v: serde_json::Value = serde_json::from_slice(text).expect("a JSON answer");
+            if let Some(o) = v.as_object_mut() {
+                o.remove("usage");
+            }
+            v
+        };
+        assert_eq!(
+            (in_memory.status, without_usage(&in_memory.body)),
+            (over_socket.0, without_usage(over_socket.1.as_bytes())),
+            "/v1 {body}"
+        );
+    }
+    let elsewhere = rt
+        .block_on(embedded.request(
+            "POST",
+            "/mcp",
+            &[
+                ("host", "evil.example"),
+                ("content-type", "application/json"),
+            ],
+            b"{}".to_vec(),
+            Duration::from_secs(30),
+        ))
+        .expect("answered");
+    assert_eq!(
+        elsewhere.status, 421,
+        "another Host is refused as over a socket"
+    );
+}

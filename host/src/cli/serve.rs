@@ -226,6 +226,22 @@ fn state_url(flag: Option<&str>) -> Result<Option<String>, String> {
 
 /// Runs the server; returns the exit code.
 pub async fn run(args: ServeArgs) -> u8 {
+    let (engine, options) = match prepare(&args) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    match server::serve(engine, options).await {
+        Ok(()) => exit::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::INVALID
+        }
+    }
+}
+
+/// The engine and options `serve` runs with for these flags; a flag that
+/// cannot be used is printed as `error: …` and its exit code returned.
+pub(crate) fn prepare(args: &ServeArgs) -> Result<(TokaEngine, ServeOptions), u8> {
     let sandbox = &args.sandbox;
     let mut engine_options = sandbox.engine.options(&sandbox.limits);
     engine_options.pooling = Some(u32::try_from(args.max_concurrent.max(1)).unwrap_or(u32::MAX));
@@ -233,35 +249,35 @@ pub async fn run(args: ServeArgs) -> u8 {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
-            return e.kind().exit_code();
+            return Err(e.kind().exit_code());
         }
     };
     let engine = match TokaEngine::new(&engine_options) {
         Ok(e) => e.with_registry(registry),
         Err(e) => {
             eprintln!("error: {e}");
-            return exit::INVALID;
+            return Err(exit::INVALID);
         }
     };
     let shim = match sandbox.shim.options() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
-            return exit::INVALID;
+            return Err(exit::INVALID);
         }
     };
     let llm = match toka_runtime::llm::LlmConfig::from_env(|k| std::env::var(k).ok()) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: {e}");
-            return exit::INVALID;
+            return Err(exit::INVALID);
         }
     };
     let state = match state_url(args.state.as_deref()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
-            return exit::INVALID;
+            return Err(exit::INVALID);
         }
     };
     let options = ServeOptions {
@@ -306,11 +322,5 @@ pub async fn run(args: ServeArgs) -> u8 {
             .max(1),
         header_timeout: args.header_timeout.0.max(Duration::from_millis(100)),
     };
-    match server::serve(engine, options).await {
-        Ok(()) => exit::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            exit::INVALID
-        }
-    }
+    Ok((engine, options))
 }
