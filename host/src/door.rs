@@ -14,6 +14,10 @@ use toka_runtime::call::{CallCtx, Runtime};
 use toka_runtime::catalog::Tool;
 use toka_spec::outcome::{ErrorKind, Outcome};
 
+/// The `tool` label of calls to a name no tool has (not a valid tool name,
+/// so it cannot be mistaken for one).
+pub(crate) const UNKNOWN_TOOL: &str = "(unknown)";
+
 /// The shared accounting of calls from outside.
 pub(crate) struct Door {
     permits: tokio::sync::Semaphore,
@@ -65,6 +69,13 @@ impl Door {
     /// body that is not JSON).
     pub(crate) fn refused(&self, tool: &str, kind: ErrorKind) {
         self.metrics.record(tool, kind.as_str(), None, 0.0);
+    }
+
+    /// Counts a call to a name no tool has. The name is the client's, so it
+    /// is not a label: one series per name sent would let anyone grow the
+    /// metrics without bound.
+    pub(crate) fn refused_unknown(&self) {
+        self.refused(UNKNOWN_TOOL, ErrorKind::NotFound);
     }
 
     /// Runs `tool` through the runtime's call path, or refuses with

@@ -532,13 +532,23 @@ fn events_stream_and_metrics() {
     }
     assert!(events.contains("\"version\":\"3.0.0\""), "{events}");
 
+    // Names no tool has are the client's: counted under one label, not one
+    // series each (the metrics would otherwise grow with every name sent).
+    for i in 0..20 {
+        let path = format!("/v1/tools/no-such-tool-{i}/invoke");
+        assert_eq!(s.json("POST", &path, Some("{}")).0, 404);
+    }
+
     let (code, text) = s.curl("GET", "/metrics", None, &[]);
     assert_eq!(code, 200);
+    assert!(!text.contains("no-such-tool"), "{text}");
     for line in [
+        "toka_calls_total{tool=\"(unknown)\",outcome=\"not-found\"} 20",
         "toka_calls_total{tool=\"greeter\",outcome=\"ok\"} 1",
         "toka_calls_total{tool=\"spinner\",outcome=\"limit-exceeded\"} 1",
         "toka_limits_hit_total{limit=\"timeout\"} 1",
-        "toka_call_duration_seconds_count 2",
+        // Refusals are answers too: 2 calls and the 20 unknown names.
+        "toka_call_duration_seconds_count 22",
         "toka_calls_in_flight 0",
     ] {
         assert!(text.contains(line), "no `{line}` in:\n{text}");

@@ -58,7 +58,8 @@ pub(crate) async fn invoke_tool(
         error(kind, message)
     };
     let Some(tool) = app.catalog.tool(&name) else {
-        return refuse(ErrorKind::NotFound, &format!("no tool named `{name}`"));
+        app.door.refused_unknown();
+        return error(ErrorKind::NotFound, &format!("no tool named `{name}`"));
     };
     if tool.is_workflow() {
         return refuse(
