@@ -549,7 +549,8 @@ fn the_fast_session_call_answers_as_the_sdk_does_and_cancels() {
 /// A body that is no MCP message gets a 400 with a JSON-RPC error that
 /// says what is wrong, never a 415 "send JSON" for JSON or an "unknown
 /// method" for a known one; nothing of the body is echoed but a duplicated
-/// key's name; and the server goes on answering.
+/// key's name; a request outside any session is told how to open one; and
+/// the server goes on answering.
 #[test]
 fn a_body_that_is_no_mcp_message_is_told_why() {
     let dir = manifests();
@@ -598,6 +599,29 @@ fn a_body_that_is_no_mcp_message_is_told_why() {
         assert!(message.contains(says), "{body}: {message}");
         assert!(!answer.contains(secret), "echoed: {answer}");
     }
+    // Finding 12 of the fuzzer: a request with neither a session nor the
+    // stateless revision's header got the `/v1` error shape and a message
+    // that said nothing ("the request was refused").
+    let plain = ["Accept: application/json, text/event-stream"];
+    for (method, body) in [
+        (
+            "POST",
+            Some(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#),
+        ),
+        ("GET", None),
+    ] {
+        let (status, answer) = s.curl(method, "/mcp", body, &plain);
+        assert_eq!(status, 400, "{method}: {answer}");
+        let v: Value = serde_json::from_str(&answer).expect("json");
+        assert_eq!(v["jsonrpc"], "2.0", "{v}");
+        assert_eq!(v["id"], Value::Null, "{v}");
+        assert_eq!(v["error"]["code"], -32600, "{v}");
+        let message = v["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("Session ID is required") && message.contains("initialize"),
+            "{method}: {message}"
+        );
+    }
     let body = format!(
         r#"{{"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{{"name":"hello","arguments":{{"name":"Ada"}},{meta}}}}}"#
     );
@@ -606,7 +630,7 @@ fn a_body_that_is_no_mcp_message_is_told_why() {
     assert!(answer.contains("Hello, Ada!"), "{answer}");
 }
 
-/// `toka_host::serve_in_process` (what the `mcp_dispatch` fuzz target
+/// `toka_host::serve_in_process` (what the `serve_request` fuzz target
 /// drives) answers as `serve` on a socket does, door included: the same
 /// status and body for a call, a schema violation and an unknown tool, and
 /// a request naming another host is refused.

@@ -109,7 +109,7 @@ impl Endpoint {
     /// Answers one request to `/mcp`.
     pub(crate) async fn handle(&self, request: Request<Body>) -> Response {
         if !is_json_post(request.method(), request.headers()) {
-            return self.sdk.handle(request).await.into_response();
+            return sdk_refusal_as_json_rpc(self.sdk.handle(request).await.into_response()).await;
         }
         let (parts, body) = request.into_parts();
         let Ok(bytes) = axum::body::to_bytes(body, self.max_body).await else {
@@ -129,7 +129,7 @@ impl Endpoint {
                 return e.into_response();
             }
             let request = Request::from_parts(parts, Body::from(bytes));
-            self.sdk.handle(request).await.into_response()
+            sdk_refusal_as_json_rpc(self.sdk.handle(request).await.into_response()).await
         };
         let Some(form) = form_of(&parts.method, &parts.headers) else {
             return to_sdk(parts, bytes).await;
@@ -294,6 +294,59 @@ impl BadMessage {
         });
         (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
     }
+}
+
+/// The SDK refuses a request at the transport (no session, an unknown
+/// session, a revision it does not speak) with a plain-text body, which the
+/// server's error layer would turn into the `/v1` shape: an MCP client gets
+/// a JSON-RPC error with no id instead, as the transport allows, holding
+/// the SDK's words (they name no part of the body) and, for a missing
+/// session, how to open one.
+async fn sdk_refusal_as_json_rpc(response: Response) -> Response {
+    const MAX_TEXT: usize = 4096;
+    let status = response.status();
+    let is_plain = !response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json") || t.starts_with("text/event-stream"));
+    if !(status.is_client_error() && is_plain) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = match axum::body::to_bytes(body, MAX_TEXT).await {
+        Ok(b) => String::from_utf8_lossy(&b)
+            .trim()
+            .chars()
+            .take(200)
+            .collect::<String>(),
+        Err(_) => String::new(),
+    };
+    let text = if text.is_empty() {
+        status.to_string()
+    } else {
+        text
+    };
+    let message = if text.contains("Session ID is required") {
+        format!(
+            "{text}: send `initialize` first to open a 2025-11-25 session and give its \
+             `Mcp-Session-Id` on every later request, or call statelessly with \
+             `MCP-Protocol-Version: 2026-07-28`"
+        )
+    } else {
+        text
+    };
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": { "code": -32600, "message": message },
+    });
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, Body::from(body.to_string()))
 }
 
 /// Where serde stopped, never what it read (the body may hold a secret).
