@@ -744,6 +744,30 @@ fn serve_starts_follows_and_cancels_agents() {
             .0,
         400
     );
+    // Fuzz finding 13: a malformed body's error repeated a long unknown key
+    // in full, and a value read (`invalid type: string "…"`) with the Rust
+    // type expected.
+    let secret = "s3cr3t-".repeat(20);
+    for (body, says) in [
+        (
+            format!(r#"{{"workflow":"wf","{}":1}}"#, "k".repeat(5000)),
+            "unknown field `",
+        ),
+        (
+            format!(r#"{{"workflow":"wf","limits":"{secret}"}}"#),
+            "found a string, expected a mapping of fields (line 1, column",
+        ),
+    ] {
+        let (code, v) = s.json("POST", "/v1/agents", Some(&body));
+        assert_eq!(code, 400, "{v}");
+        let message = v["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{message}");
+        assert!(message.len() < 400, "{message}");
+        assert!(
+            !message.contains("s3cr3t") && !message.contains("struct"),
+            "{message}"
+        );
+    }
 
     // Cancel a spinning agent: it stops at once, and so does its CPU use.
     let (code, v) = s.json(

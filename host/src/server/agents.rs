@@ -42,7 +42,8 @@ pub(crate) async fn spawn_agent(
             return error(
                 ErrorKind::InvalidInput,
                 &format!(
-                    "the request body must be {{\"workflow\": NAME, \"input\": {{...}}, \"limits\": {{\"timeout\": \"30s\", ...}}}}: {e}"
+                    "the request body must be {{\"workflow\": NAME, \"input\": {{...}}, \"limits\": {{\"timeout\": \"30s\", ...}}}}: {}",
+                    toka_spec::json::decode_error(&e)
                 ),
             );
         }

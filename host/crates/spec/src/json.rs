@@ -1,7 +1,7 @@
-//! Checks of JSON text that serde's decoding does not make: a key given
-//! twice in one object, which `serde_json` settles silently (a struct
-//! refuses it, a `Value` keeps the last), so the two readings of one message
-//! can differ.
+//! Checks of JSON text that serde's decoding does not make (a key given
+//! twice in one object, which `serde_json` settles silently: a struct
+//! refuses it, a `Value` keeps the last, so the two readings of one message
+//! can differ), and decoding errors told without the text decoded.
 
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::collections::HashSet;
@@ -13,6 +13,23 @@ use std::fmt;
 #[must_use]
 pub fn duplicate_key(text: &[u8]) -> Option<String> {
     serde_json::from_slice::<Scan>(text).ok()?.0
+}
+
+/// Why a JSON request body did not decode into a typed body, in the
+/// user's words: the kind of value found and what was expected, an unknown
+/// field's name cut to 64 characters, and where; never a value read (the
+/// body may hold a secret) nor a Rust type name.
+#[must_use]
+pub fn decode_error(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let place = format!(" at line {} column {}", e.line(), e.column());
+    let message = text.strip_suffix(&place).unwrap_or(&text);
+    let message = crate::manifest::yaml::shorten_quoted(&crate::manifest::yaml::humane(message));
+    if e.line() == 0 {
+        message
+    } else {
+        format!("{message} (line {}, column {})", e.line(), e.column())
+    }
 }
 
 /// What one JSON value holds: the first duplicate key found in it.
@@ -75,7 +92,56 @@ impl<'de> Visitor<'de> for ScanVisitor {
 
 #[cfg(test)]
 mod tests {
-    use super::duplicate_key;
+    use super::{decode_error, duplicate_key};
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        workflow: String,
+        #[serde(default)]
+        limits: Option<Limits>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Limits {
+        timeout: Option<u64>,
+    }
+
+    /// Fuzz finding 13 (docs/RELIABILITY.md): `POST /v1/agents` repeated a
+    /// long unknown key in full, and serde's wording names values read and
+    /// Rust types.
+    #[test]
+    fn a_decode_error_names_no_value_no_type_and_keys_shortened() {
+        let secret = "s3cr3t".repeat(20);
+        let key = "k".repeat(10_000);
+        for (body, says) in [
+            (
+                format!(r#"{{"workflow":"w","{key}":1}}"#),
+                "unknown field `",
+            ),
+            (
+                format!(r#"{{"workflow":"w","limits":"{secret}"}}"#),
+                "found a string, expected a mapping of fields",
+            ),
+            (format!(r#"{{"workflow":["{secret}"]}}"#), "found a list"),
+            (
+                r#"{"workflow":"w","limits":{"timeout":-1}}"#.to_string(),
+                "found an integer, expected a whole number, 0 or more",
+            ),
+        ] {
+            let e = serde_json::from_str::<Body>(&body).expect_err("refused");
+            let m = decode_error(&e);
+            assert!(m.contains(says), "{m}");
+            assert!(m.contains("(line 1, column"), "{m}");
+            assert!(
+                !m.contains("s3cr3t") && !m.contains("struct") && !m.contains("Limits"),
+                "{m}"
+            );
+            assert!(m.len() < 200, "{m}");
+        }
+    }
 
     #[test]
     fn finds_a_key_given_twice_at_any_depth() {

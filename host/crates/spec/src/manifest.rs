@@ -13,7 +13,7 @@ mod raw;
 mod schema;
 mod types;
 mod validate;
-mod yaml;
+pub(crate) mod yaml;
 
 pub use pin::{PinMismatch, check_pin};
 pub use schema::{Schema, SchemaError};

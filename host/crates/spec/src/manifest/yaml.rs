@@ -94,7 +94,7 @@ pub(crate) fn shorten_quoted(message: &str) -> String {
 /// serde's message in the user's words: never the value read (the file may
 /// not be a manifest at all: `run /etc/passwd` must not print it), never a
 /// Rust type name, and YAML's alias limit named for what it is.
-fn humane(message: &str) -> String {
+pub(crate) fn humane(message: &str) -> String {
     if message.contains("repetition limit exceeded") {
         return "too many YAML aliases (`*name` references to `&name` anchors) expand here; \
                 write the values out instead of nesting aliases"
