@@ -18,6 +18,7 @@ pub(crate) mod metrics;
 mod router;
 mod status;
 mod tools;
+mod trim;
 
 pub(crate) use auth::Authenticated;
 pub use embed::{Answer, EmbedError, InProcess, in_process};
@@ -217,6 +218,7 @@ pub async fn serve(engine: TokaEngine, options: ServeOptions) -> Result<(), Serv
             }
         })
     });
+    let trimmer = trim::spawn();
     let router = router::router(app.clone());
     eprintln!(
         "toka-host serving {} tools on http://{addr}",
@@ -235,6 +237,7 @@ pub async fn serve(engine: TokaEngine, options: ServeOptions) -> Result<(), Serv
     })
     .await;
     watcher.abort();
+    trimmer.abort();
     background.abort();
     if let Some(k) = keys {
         k.abort();
