@@ -19,7 +19,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root/host/fuzz"
 
-targets=(manifest input_schema agents_file token oci mcp_message)
+targets=(manifest input_schema agents_file token oci mcp_message serve_request cache_entry)
 usage() {
     echo "usage: scripts/fuzz.sh --smoke | --all SECONDS | TARGET SECONDS | --list" >&2
     echo "targets: ${targets[*]}" >&2

@@ -3,10 +3,8 @@
 //! (`ClientJsonRpcMessage`), as its stdio and streamable-HTTP transports
 //! do.
 //!
-//! Dispatch (the host's `ServerHandler`, tool calls against the bundled
-//! tools) is not covered: the handler lives in the toka-host binary crate
-//! (host/src/mcp), which has no library target to link a fuzz target
-//! against.
+//! Dispatch (the door, the call path and the bundled tools behind `/mcp`)
+//! is the `serve_request` target's.
 //!
 //! Invariants: no panic; a message that decodes re-encodes to JSON that
 //! decodes to the same message (compared as JSON values), and encoding is

@@ -76,18 +76,53 @@ impl Default for Sandbox {
 /// (`spec.security.sandbox.readonly_paths[0]`) and ASCII punctuation/space,
 /// which any manifest error legitimately names.
 pub fn echoed<'m>(input: &[u8], message: &'m str, n: usize) -> Option<&'m str> {
+    let w = echoed_bytes(input, message.as_bytes(), n)?;
+    let at = w.as_ptr() as usize - message.as_ptr() as usize;
+    message.get(at..at + n).or(Some("<non-UTF-8 boundary>"))
+}
+
+/// [`echoed`] on bytes: the run itself, as it stands in `message`.
+pub fn echoed_bytes<'m>(input: &[u8], message: &'m [u8], n: usize) -> Option<&'m [u8]> {
     if input.len() < n || message.len() < n {
         return None;
     }
     let windows: HashSet<&[u8]> = input.windows(n).collect();
-    let bytes = message.as_bytes();
-    (0..=bytes.len() - n).find_map(|i| {
-        let w = &bytes[i..i + n];
-        if !windows.contains(w) || is_field_words(w) {
-            return None;
+    message
+        .windows(n)
+        .find(|w| windows.contains(w) && !is_field_words(w))
+}
+
+/// `message` without the name serde's `unknown field `KEY`` gives (the key
+/// may hold backticks itself: cut to serde's last "`, expected").
+pub fn without_named_key(message: &str) -> String {
+    match message.split_once("unknown field `") {
+        Some((head, rest)) => {
+            let tail = rest.rfind("`, expected").map_or("", |i| &rest[i..]);
+            format!("{head}{tail}")
         }
-        message.get(i..i + n).or(Some("<non-UTF-8 boundary>"))
-    })
+        None => message.to_string(),
+    }
+}
+
+/// `input` with every occurrence of `run` blanked: its ASCII letters and
+/// digits made `Q`s, everything else (the structure around them) kept.
+pub fn blank_run(input: &[u8], run: &[u8]) -> Vec<u8> {
+    let blank: Vec<u8> = run
+        .iter()
+        .map(|&b| if b.is_ascii_alphanumeric() { b'Q' } else { b })
+        .collect();
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        if !run.is_empty() && input[i..].starts_with(run) {
+            out.extend_from_slice(&blank);
+            i += run.len();
+        } else {
+            out.push(input[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 fn is_field_words(w: &[u8]) -> bool {
@@ -108,14 +143,7 @@ pub fn echoed_from_input(
 ) -> Option<String> {
     // An unknown key is named (that is how a typo is found); its length is
     // bounded by the quoted-value check. Values are never named here.
-    // (The key may hold backticks itself: cut to serde's last "`, expected".)
-    let message = match message.split_once("unknown field `") {
-        Some((head, rest)) => {
-            let tail = rest.rfind("`, expected").map_or("", |i| &rest[i..]);
-            format!("{head}{tail}")
-        }
-        None => message.to_string(),
-    };
+    let message = without_named_key(message);
     let run = echoed(input.as_bytes(), &message, n)?.to_string();
     if OUR_WORDS.iter().any(|w| w.contains(&run)) {
         return None;
