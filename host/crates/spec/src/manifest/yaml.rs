@@ -74,8 +74,33 @@ fn unique_keys(file: &Path, text: &str) -> Result<(), ManifestError> {
 pub(crate) const MAX_QUOTED_CHARS: usize = 64;
 
 /// `message` with every backtick-quoted span longer than
-/// [`MAX_QUOTED_CHARS`] cut to that many characters and `…`.
+/// [`MAX_QUOTED_CHARS`] cut to that many characters and `…`. The name in
+/// serde's `unknown field `NAME`, expected …` (or `unknown variant`) is cut
+/// as one span even when it holds backticks itself (fuzz finding 16), which
+/// would otherwise split it into short spans that pass whole.
 pub(crate) fn shorten_quoted(message: &str) -> String {
+    for lead in ["unknown field `", "unknown variant `"] {
+        if let Some((head, rest)) = message.split_once(lead)
+            && let Some(end) = rest.rfind("`, expected")
+        {
+            let name = &rest[..end];
+            let name: String = if name.chars().count() > MAX_QUOTED_CHARS {
+                name.chars().take(MAX_QUOTED_CHARS).chain(['…']).collect()
+            } else {
+                name.to_string()
+            };
+            let name = name.replace('`', "'");
+            return format!(
+                "{}{lead}{name}{}",
+                shorten_spans(head),
+                shorten_spans(&rest[end..])
+            );
+        }
+    }
+    shorten_spans(message)
+}
+
+fn shorten_spans(message: &str) -> String {
     let mut out = String::with_capacity(message.len().min(1024));
     for (i, part) in message.split('`').enumerate() {
         if i > 0 {
