@@ -3,6 +3,9 @@
 #
 #   scripts/soak.sh [MINUTES]          default 5
 #   SOAK_NO_BUILD=1 scripts/soak.sh    use target/release/toka-host as built
+#   SOAK_WRAP="heaptrack -o F" scripts/soak.sh
+#                                      run the server under a profiler (RSS
+#                                      and fds are still the server's own)
 #
 # Builds the release binary, starts `serve` on a free loopback port with a
 # temporary manifests directory (the repo's hello plus hostile tools with
@@ -24,7 +27,8 @@
 #
 # Prints, every 15 s and at the end: calls, failed valid calls (goal 0; MCP
 # calls at the end, goal 0 failed too),
-# RSS (VmRSS of /proc/PID/status) and open file descriptors (/proc/PID/fd)
+# RSS (VmRSS of /proc/PID/status, and its RssAnon: heap and stacks) and
+# open file descriptors (/proc/PID/fd)
 # of the server, and the p50/p99 latency of valid calls. Exits 1 if any
 # valid call failed, or if RSS or fds at the end are far above the level
 # after warm-up.
@@ -46,7 +50,9 @@ bin="$root/target/release/toka-host"
 
 work="$(mktemp -d -t toka-soak-XXXXXX)"
 server_pid=""
+measured_pid=""
 cleanup() {
+    if [[ -n "$measured_pid" && "$measured_pid" != "$server_pid" ]]; then kill "$measured_pid" 2>/dev/null || true; fi
     if [[ -n "$server_pid" ]]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
     rm -rf "$work"
 }
@@ -95,8 +101,10 @@ sed -i "s#path: \.\./plugins/build/#path: $b/#" "$dir/summarize-file.yaml"
 mkdir -p "$dir/data"
 
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-nice -n 19 "$bin" serve --addr "127.0.0.1:$port" --manifests "$dir" --reload-interval 200ms \
-    --cache-dir "$work/cache" --header-timeout 5s --grant tool-call --grant llm --grant filesystem-read \
+# shellcheck disable=SC2086 # SOAK_WRAP is a command line, split on purpose
+nice -n 19 ${SOAK_WRAP:-} "$bin" serve --addr "127.0.0.1:$port" --manifests "$dir" --reload-interval 200ms \
+    --cache-dir "$work/cache" --state "sqlite:$work/runs.db" \
+    --header-timeout 5s --grant tool-call --grant llm --grant filesystem-read \
     > "$work/serve.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 300); do
@@ -105,10 +113,15 @@ for _ in $(seq 1 300); do
     sleep 0.2
 done
 curl -fsS "http://127.0.0.1:$port/health" >/dev/null || { echo "soak: serve did not come up" >&2; cat "$work/serve.log" >&2; exit 1; }
-echo "soak: serve pid $server_pid on 127.0.0.1:$port for $minutes min; log $work/serve.log" >&2
+# Under a wrapper the server is its child: measure that one.
+measured_pid="$server_pid"
+if [[ -n "${SOAK_WRAP:-}" ]]; then
+    measured_pid="$(pgrep -n -f -- "$bin serve --addr 127.0.0.1:$port")"
+fi
+echo "soak: serve pid $measured_pid on 127.0.0.1:$port for $minutes min; log $work/serve.log" >&2
 
 status=0
-nice -n 19 python3 - "$port" "$server_pid" "$minutes" "$dir" "$b" <<'PY' || status=$?
+nice -n 19 python3 - "$port" "$measured_pid" "$minutes" "$dir" "$b" <<'PY' || status=$?
 import http.client, json, os, random, socket, sys, threading, time
 
 port, pid, minutes, mdir, build = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
@@ -120,6 +133,7 @@ stats = {"valid": 0, "valid_failed": 0, "invalid": 0, "invalid_wrong": 0, "hosti
 lat = []          # seconds, valid calls (whole run)
 failures = []     # first few failed valid calls
 agent_codes = {}  # "POST->DELETE" status pairs of the agents started and cancelled
+agent_errors = {}  # why a POST /v1/agents was not answered 202, and how often
 
 def bump(k, n=1):
     with lock:
@@ -287,6 +301,18 @@ def agents():
             code, body = post(c, "/v1/agents", json.dumps(start))
             bump("agents")
             pair = ("wf " if spin else "summarize ") + str(code)
+            if code != 202:
+                # Why (a 503 when the replica runs its most agents is
+                # right; anything else is told at the end).
+                try:
+                    e = json.loads(body).get("error", {})
+                    why = "%s %s: %s" % (code, e.get("kind"), str(e.get("message"))[:160])
+                except Exception:
+                    why = "%s %s" % (code, body[:160])
+                with lock:
+                    agent_errors[why] = agent_errors.get(why, 0) + 1
+                if code != 503:
+                    bump("agents_wrong")
             if code == 202:
                 aid = json.loads(body).get("id")
                 time.sleep(0.2)
@@ -331,12 +357,16 @@ def half_open():
             s.close()
 
 def proc():
-    rss = 0
+    # RssAnon is the heap and stacks; the rest of VmRSS is mapped files
+    # (the binary, compiled artifacts) and shared memory (wasm memories).
+    rss = anon = 0
     with open("/proc/%d/status" % pid) as f:
         for line in f:
             if line.startswith("VmRSS:"):
                 rss = int(line.split()[1]) // 1024
-    return rss, len(os.listdir("/proc/%d/fd" % pid))
+            elif line.startswith("RssAnon:"):
+                anon = int(line.split()[1]) // 1024
+    return rss, anon, len(os.listdir("/proc/%d/fd" % pid))
 
 def pct(xs, p):
     if not xs:
@@ -352,17 +382,17 @@ for t in threads:
 
 start = time.monotonic()
 rows = []
-print("| t (s) | calls | valid | failed valid | invalid | hostile | swaps | half-open | RSS MiB | fds | p99 valid ms |")
-print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("| t (s) | calls | valid | failed valid | invalid | hostile | swaps | half-open | RSS MiB | anon MiB | fds | p99 valid ms |")
+print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 def row():
-    rss, fds = proc()
+    rss, anon, fds = proc()
     with lock:
         s = dict(stats); l = list(lat)
     calls = s["valid"] + s["invalid"] + s["hostile"]
     r = (int(time.monotonic() - start), calls, s["valid"], s["valid_failed"], s["invalid"], s["hostile"],
-         s["swaps"], s["half_open"], rss, fds, pct(l, 0.99))
+         s["swaps"], s["half_open"], rss, anon, fds, pct(l, 0.99))
     rows.append(r)
-    print("| %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %.1f |" % r, flush=True)
+    print("| %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %.1f |" % r, flush=True)
 while time.monotonic() < deadline:
     time.sleep(min(15, max(0.1, deadline - time.monotonic())))
     row()
@@ -380,17 +410,20 @@ print("calls %d (valid %d, invalid %d, hostile %d), failed valid calls %d, inval
 print("MCP calls %d, failed %d" % (s["mcp"], s["mcp_failed"]))
 print("agents (POST->DELETE->final state):", dict(sorted(agent_codes.items())),
       "not ended as expected:", s["agents_wrong"])
+for why, n in sorted(agent_errors.items()):
+    print("agent not started (%d): %s" % (n, why))
 print("valid latency: p50 %.1f ms, p99 %.1f ms, max %.1f ms" % (pct(l, 0.5), pct(l, 0.99), pct(l, 1.0)))
 for f in failures:
     print("failed valid call:", f)
 # Flat: compare the end with the level after warm-up (the second sample).
 base = rows[1] if len(rows) > 2 else rows[0]
 end = rows[-1]
-print("RSS after warm-up %d MiB, at the end %d MiB; fds after warm-up %d, at the end %d" % (base[8], end[8], base[9], end[9]))
-bad = s["valid_failed"] > 0 or s["mcp_failed"] > 0 or s["agents_wrong"] > 0 or end[8] > base[8] * 1.5 + 32 or end[9] > base[9] + 32
+print("RSS after warm-up %d MiB (anon %d), at the end %d MiB (anon %d); fds after warm-up %d, at the end %d"
+      % (base[8], base[9], end[8], end[9], base[10], end[10]))
+bad = s["valid_failed"] > 0 or s["mcp_failed"] > 0 or s["agents_wrong"] > 0 or end[8] > base[8] * 1.5 + 32 or end[10] > base[10] + 32
 sys.exit(1 if bad else 0)
 PY
-if ! kill -0 "$server_pid" 2>/dev/null; then
+if ! kill -0 "$measured_pid" 2>/dev/null; then
     echo "soak: the server died" >&2; tail -20 "$work/serve.log" >&2; status=1
 fi
 exit $status

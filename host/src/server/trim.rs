@@ -7,8 +7,8 @@
 //! from its own arena, so under a steady, mixed load (requests, sandboxes,
 //! JSON of every size) those pages pile up: in the soak test
 //! (`scripts/soak.sh`) one `malloc_trim(0)` after 2.5 minutes gave back
-//! 6.7 MiB of 71 MiB of anonymous memory, and the 30-minute run crept by
-//! ~10 MiB without it (docs/RELIABILITY.md). `malloc_trim` walks each
+//! 6.7 MiB of 71 MiB of anonymous memory (docs/RELIABILITY.md; the slower
+//! creep that soak also shows is outside the heap). `malloc_trim` walks each
 //! arena's free chunks and `madvise`s their whole pages away: well under a
 //! millisecond for a heap of this size, off the async workers.
 
