@@ -240,7 +240,7 @@ impl Directory {
 #[derive(Debug, thiserror::Error)]
 pub enum FindError {
     /// No manifest in the directory has that name.
-    #[error("no tool named `{name}` in {}{}", dir.display(), known_list(known))]
+    #[error("no tool named `{}` in {}{}", crate::manifest::yaml::shorten_name(name), dir.display(), known_list(known))]
     NotFound {
         /// The name asked for.
         name: String,

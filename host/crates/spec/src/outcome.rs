@@ -384,7 +384,7 @@ pub fn error_json(kind: ErrorKind, message: &str, limit: Option<&LimitExceeded>)
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError {
     /// The tool a workflow or client named does not exist.
-    #[error("no tool named `{tool}`{}", if detail.is_empty() { String::new() } else { format!(": {detail}") })]
+    #[error("no tool named `{}`{}", crate::manifest::yaml::shorten_name(tool), if detail.is_empty() { String::new() } else { format!(": {detail}") })]
     NotFound {
         /// The name asked for.
         tool: String,

@@ -100,6 +100,16 @@ pub(crate) fn shorten_quoted(message: &str) -> String {
     shorten_spans(message)
 }
 
+/// A name the user gave (a tool asked for, possibly from a URL), cut to
+/// [`MAX_QUOTED_CHARS`] and `…` for a message.
+pub(crate) fn shorten_name(name: &str) -> String {
+    if name.chars().count() > MAX_QUOTED_CHARS {
+        name.chars().take(MAX_QUOTED_CHARS).chain(['…']).collect()
+    } else {
+        name.to_string()
+    }
+}
+
 fn shorten_spans(message: &str) -> String {
     let mut out = String::with_capacity(message.len().min(1024));
     for (i, part) in message.split('`').enumerate() {
