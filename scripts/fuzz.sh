@@ -27,7 +27,7 @@ usage() {
 }
 
 case "${1:-}" in
---smoke) run=("${targets[@]}"); seconds=30 ;;
+--smoke) run=("${targets[@]}"); seconds=30; export TOKA_FUZZ_SMOKE=1 ;;
 --all) [[ $# -eq 2 ]] || usage; run=("${targets[@]}"); seconds=$2 ;;
 --list) printf '%s\n' "${targets[@]}"; exit 0 ;;
 "" | -*) usage ;;

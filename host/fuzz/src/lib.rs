@@ -92,13 +92,27 @@ pub fn echoed_bytes<'m>(input: &[u8], message: &'m [u8], n: usize) -> Option<&'m
         .find(|w| windows.contains(w) && !is_field_words(w))
 }
 
-/// `message` without the name serde's `unknown field `KEY`` gives (the key
-/// may hold backticks itself: cut to serde's last "`, expected").
-pub fn without_named_key(message: &str) -> String {
+/// `message` with the name serde's `unknown field `KEY`` gives replaced by
+/// `placeholder` (the key may hold backticks itself: cut to serde's last
+/// "`, expected"); with a placeholder, what stood on either side is not
+/// joined into a run the message never had.
+pub fn without_named_key(message: &str, placeholder: &str) -> String {
+    // A tool asked for by name (`/v1/tools/NAME/invoke`) is named too.
+    let message = &match message.split_once("no tool named `") {
+        Some((head, rest)) if !placeholder.is_empty() => match rest.split_once("` in ") {
+            Some((_, tail)) => format!("{head}no tool named `{placeholder}` in {tail}"),
+            None => message.to_string(),
+        },
+        _ => message.to_string(),
+    };
     match message.split_once("unknown field `") {
         Some((head, rest)) => {
             let tail = rest.rfind("`, expected").map_or("", |i| &rest[i..]);
-            format!("{head}{tail}")
+            if placeholder.is_empty() {
+                format!("{head}{tail}")
+            } else {
+                format!("{head}unknown field `{placeholder}{tail}")
+            }
         }
         None => message.to_string(),
     }
@@ -143,7 +157,7 @@ pub fn echoed_from_input(
 ) -> Option<String> {
     // An unknown key is named (that is how a typo is found); its length is
     // bounded by the quoted-value check. Values are never named here.
-    let message = without_named_key(message);
+    let message = without_named_key(message, "");
     let run = echoed(input.as_bytes(), &message, n)?.to_string();
     if OUR_WORDS.iter().any(|w| w.contains(&run)) {
         return None;
