@@ -1,7 +1,7 @@
 //! `serve` without a socket: the same [`App`] and routes, answering requests
 //! handed to it in memory. This is how the `serve_request` fuzz target reaches
-//! `/mcp` (and everything behind it: the door, the token check, the call
-//! path, the bundled tools) without a network round trip per input.
+//! `/mcp` and `/v1` (and everything behind them: the door, the token check,
+//! the call path, the bundled tools) without a network round trip per input.
 
 use super::{App, ServeError, ServeOptions, assemble, router};
 use axum::body::Body;
