@@ -3,7 +3,11 @@
 # (libFuzzer) on the stable toolchain, without sanitizers: the code under
 # test is safe Rust, so what we look for is panics and broken invariants.
 #
-#   scripts/fuzz.sh --smoke            every target for 30 s (CI)
+#   scripts/fuzz.sh --smoke            every target for 30 s (CI; sets
+#                                      TOKA_FUZZ_SMOKE=1, which leaves
+#                                      serve_request's echo check, still
+#                                      prone to false positives, to the
+#                                      longer runs)
 #   scripts/fuzz.sh --all SECONDS      every target for SECONDS
 #   scripts/fuzz.sh TARGET SECONDS     one target
 #   scripts/fuzz.sh --list             the targets
