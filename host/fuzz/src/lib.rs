@@ -125,11 +125,20 @@ pub fn blank_run(input: &[u8], run: &[u8]) -> Vec<u8> {
         .iter()
         .map(|&b| if b.is_ascii_alphanumeric() { b'Q' } else { b })
         .collect();
+    replace_run(input, run, &blank)
+}
+
+/// `input` without any occurrence of `run`.
+pub fn cut_run(input: &[u8], run: &[u8]) -> Vec<u8> {
+    replace_run(input, run, b"")
+}
+
+fn replace_run(input: &[u8], run: &[u8], with: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(input.len());
     let mut i = 0;
     while i < input.len() {
         if !run.is_empty() && input[i..].starts_with(run) {
-            out.extend_from_slice(&blank);
+            out.extend_from_slice(with);
             i += run.len();
         } else {
             out.push(input[i]);
